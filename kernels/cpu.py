@@ -1,0 +1,350 @@
+"""CPU kernels: one GRU layer, one direction, over a whole sequence.
+
+Gate order and weight layout are PyTorch's (rows r, z, n of ``w_ih``/``w_hh``)::
+
+    r  = σ(W_ir x + b_ir + W_hr h + b_hr)
+    z  = σ(W_iz x + b_iz + W_hz h + b_hz)
+    n  = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))     reset_after=True
+    n  = tanh(W_in x + b_in + W_hn (r ⊙ h) + b_hn)     reset_after=False
+    h' = n + z ⊙ (h − n)                               (= (1 − z) ⊙ n + z ⊙ h)
+
+Who owns the cores: Numba's threads, in every phase. Each product is split
+into ``nchunks`` blocks, one per thread of a ``prange``, and each block calls
+BLAS through ``np.dot``; the caller keeps BLAS single-threaded meanwhile
+(``numgru.dispatch``), so the two thread pools never fight (BASELINES.md).
+In the recurrence the blocks are blocks of hidden units: thread k multiplies
+h by the W_hh rows of its units and finishes their gates, so one step costs
+one parallel region (two for reset_after=False, whose n needs r ⊙ h of all
+units first).
+
+Step space: the recurrence runs over steps s = 0..T-1. Sequence b is at time
+t = s going forward and t = lengths[b]-1-s in reverse, and is finished once
+s >= lengths[b]; from then on its state is carried unchanged, so the final
+state is always hs[T]. Saved gates are indexed by step, inputs and outputs by
+time. Every reduction is a per-thread partial followed by a serial sum, so the
+same inputs give the same bits at a fixed thread count.
+"""
+import numpy as np
+from numba import njit, prange
+
+from ..config import NJIT_OPTIONS
+
+
+# ---------------------------------------------------------------- gate maths
+
+@njit(**NJIT_OPTIONS)
+def _sigmoid(a, one):
+    # exp(-a) -> inf for a -> -inf gives exactly 0, never NaN.
+    return one / (one + np.exp(-a))
+
+
+@njit(**NJIT_OPTIONS)
+def _time_of(step, length, reverse):
+    return length - 1 - step if reverse else step
+
+
+# ---------------------------------------------------------- blocked products
+
+@njit(parallel=True, **NJIT_OPTIONS)
+def _matmul_rows(a, b, bias, out, nchunks):
+    """out = a @ b (+ bias), rows split across threads."""
+    rows = a.shape[0]
+    step = (rows + nchunks - 1) // nchunks
+    for k in prange(nchunks):
+        lo = k * step
+        hi = min(rows, lo + step)
+        if lo < hi:
+            np.dot(a[lo:hi], b, out[lo:hi])
+            if bias.shape[0] > 0:
+                for i in range(lo, hi):
+                    out[i] += bias
+    return out
+
+
+@njit(parallel=True, **NJIT_OPTIONS)
+def _matmul_tn(a, b, nchunks):
+    """a.T @ b summed over rows: per-thread partial products, then a serial sum."""
+    rows = a.shape[0]
+    step = (rows + nchunks - 1) // nchunks
+    partial = np.zeros((nchunks, a.shape[1], b.shape[1]), a.dtype)
+    for k in prange(nchunks):
+        lo = k * step
+        hi = min(rows, lo + step)
+        if lo < hi:
+            np.dot(a[lo:hi].T, b[lo:hi], partial[k])
+    out = partial[0].copy()
+    for k in range(1, nchunks):
+        out += partial[k]
+    return out
+
+
+# ------------------------------------------------------------------- forward
+
+@njit(parallel=True, **NJIT_OPTIONS)
+def _forward_recurrence(xp, wt_rz, wt_n, b_hh, lengths, reverse, reset_after,
+                        hs, gate_r, gate_z, gate_n, n_aux, out, hh_rz, hh_n):
+    """Run the recurrence over the input projection ``xp`` (T, B, 3H).
+
+    wt_rz (nchunks, H, 2c) / wt_n (nchunks, H, c): W_hh rows of each block's
+    units, transposed, so that h @ wt_rz[k] gives their r and z products.
+    hs holds T+1 states when training (else 2, used in turn); gate_*/n_aux
+    hold T steps when training (else 1). n_aux is W_hn h + b_hn
+    (reset_after) or r ⊙ h (not), the factor the backward needs for W_hn.
+    """
+    T, B, _ = xp.shape
+    H = hs.shape[2]
+    nchunks = wt_rz.shape[0]
+    c = wt_n.shape[2]
+    keep = hs.shape[0] == T + 1
+    one = xp.dtype.type(1)
+    for s in range(T):
+        cur = s if keep else s % 2
+        nxt = s + 1 if keep else (s + 1) % 2
+        g = s if keep else 0
+        h_prev = hs[cur]
+        h_next = hs[nxt]
+        for k in prange(nchunks):
+            np.dot(h_prev, wt_rz[k], hh_rz[k])
+            if reset_after:
+                np.dot(h_prev, wt_n[k], hh_n[k])
+            j0 = k * c
+            j1 = min(H, j0 + c)
+            for b in range(B):
+                if s >= lengths[b]:
+                    for j in range(j0, j1):
+                        h_next[b, j] = h_prev[b, j]
+                        n_aux[g, b, j] = 0
+                    continue
+                t = _time_of(s, lengths[b], reverse)
+                for j in range(j0, j1):
+                    i = j - j0
+                    r = _sigmoid(xp[t, b, j] + hh_rz[k, b, i] + b_hh[j], one)
+                    z = _sigmoid(xp[t, b, H + j] + hh_rz[k, b, c + i] + b_hh[H + j], one)
+                    gate_r[g, b, j] = r
+                    gate_z[g, b, j] = z
+                    if reset_after:
+                        a = hh_n[k, b, i] + b_hh[2 * H + j]
+                        n = np.tanh(xp[t, b, 2 * H + j] + r * a)
+                        n_aux[g, b, j] = a
+                        gate_n[g, b, j] = n
+                        h = n + z * (h_prev[b, j] - n)
+                        h_next[b, j] = h
+                        out[t, b, j] = h
+                    else:
+                        n_aux[g, b, j] = r * h_prev[b, j]
+        if not reset_after:
+            # n needs W_hn (r ⊙ h) over all units: a second region.
+            for k in prange(nchunks):
+                np.dot(n_aux[g], wt_n[k], hh_n[k])
+                j0 = k * c
+                j1 = min(H, j0 + c)
+                for b in range(B):
+                    if s >= lengths[b]:
+                        continue
+                    t = _time_of(s, lengths[b], reverse)
+                    for j in range(j0, j1):
+                        n = np.tanh(xp[t, b, 2 * H + j] + hh_n[k, b, j - j0] + b_hh[2 * H + j])
+                        gate_n[g, b, j] = n
+                        h = n + gate_z[g, b, j] * (h_prev[b, j] - n)
+                        h_next[b, j] = h
+                        out[t, b, j] = h
+
+
+# ------------------------------------------------------------------ backward
+
+@njit(**NJIT_OPTIONS)
+def _dh_block(s, k, reset_after, d_rz, d_n, w_rz_cols, w_n_cols, dh_direct, tmp_rz, tmp_n, dh):
+    """dh[:, block k] = dh_direct + d_rz[s] @ W_h(rz)[:, block] (+ d_n[s] @ W_hn[:, block])."""
+    B, H = dh.shape
+    c = tmp_rz.shape[2]
+    np.dot(d_rz[s], w_rz_cols[k], tmp_rz[k])
+    if reset_after:
+        np.dot(d_n[s], w_n_cols[k], tmp_n[k])
+    j0 = k * c
+    j1 = min(H, j0 + c)
+    for b in range(B):
+        for j in range(j0, j1):
+            v = dh_direct[b, j] + tmp_rz[k, b, j - j0]
+            if reset_after:
+                v += tmp_n[k, b, j - j0]
+            dh[b, j] = v
+
+
+@njit(parallel=True, **NJIT_OPTIONS)
+def _backward_recurrence(dout, hs, gate_r, gate_z, gate_n, n_aux, w_rz_cols, w_n_cols,
+                         lengths, reverse, reset_after, dh, dxp, d_rz, d_n):
+    """BPTT over the steps saved by ``_forward_recurrence``.
+
+    dh (B, H) enters as dL/dh_T and leaves as dL/dh_0. Writes
+    dxp (T, B, 3H, time-indexed, zero where padded): gradient of the input
+    projection; d_rz (T, B, 2H, step-indexed): of the r and z pre-activations;
+    d_n (T, B, H): of the W_hn product's output (dn_pre ⊙ r when reset_after,
+    dn_pre otherwise). w_rz_cols (nchunks, 2H, c) / w_n_cols (nchunks, H, c):
+    the W_hh columns of each block's units.
+    """
+    T, B, H = dout.shape
+    nchunks = w_rz_cols.shape[0]
+    c = w_n_cols.shape[2]
+    one = dout.dtype.type(1)
+    dh_direct = np.empty((B, H), dout.dtype)
+    tmp_rz = np.empty((nchunks, B, c), dout.dtype)
+    tmp_n = np.empty((nchunks, B, c), dout.dtype)
+    for s in range(T - 1, -1, -1):
+        for k in prange(nchunks):
+            if s < T - 1:
+                # finish dh for this block's units from step s+1's gate gradients
+                _dh_block(s + 1, k, reset_after, d_rz, d_n, w_rz_cols, w_n_cols,
+                          dh_direct, tmp_rz, tmp_n, dh)
+            j0 = k * c
+            j1 = min(H, j0 + c)
+            for b in range(B):
+                if s >= lengths[b]:
+                    # a finished sequence carries its state: dh passes through
+                    for j in range(j0, j1):
+                        dh_direct[b, j] = dh[b, j]
+                        d_rz[s, b, j] = 0
+                        d_rz[s, b, H + j] = 0
+                        d_n[s, b, j] = 0
+                    continue
+                t = _time_of(s, lengths[b], reverse)
+                for j in range(j0, j1):
+                    grad_h = dh[b, j] + dout[t, b, j]
+                    r = gate_r[s, b, j]
+                    z = gate_z[s, b, j]
+                    n = gate_n[s, b, j]
+                    dn_pre = grad_h * (one - z) * (one - n * n)
+                    dz_pre = grad_h * (hs[s, b, j] - n) * z * (one - z)
+                    dh_direct[b, j] = grad_h * z
+                    d_rz[s, b, H + j] = dz_pre
+                    dxp[t, b, H + j] = dz_pre
+                    dxp[t, b, 2 * H + j] = dn_pre
+                    if reset_after:
+                        dr_pre = dn_pre * n_aux[s, b, j] * r * (one - r)
+                        d_rz[s, b, j] = dr_pre
+                        dxp[t, b, j] = dr_pre
+                        d_n[s, b, j] = dn_pre * r
+                    else:
+                        d_n[s, b, j] = dn_pre
+        if not reset_after:
+            # d(r ⊙ h) = dn_pre @ W_hn needs dn_pre of all units: a second region.
+            for k in prange(nchunks):
+                np.dot(d_n[s], w_n_cols[k], tmp_n[k])
+                j0 = k * c
+                j1 = min(H, j0 + c)
+                for b in range(B):
+                    if s >= lengths[b]:
+                        continue
+                    t = _time_of(s, lengths[b], reverse)
+                    for j in range(j0, j1):
+                        d_rh = tmp_n[k, b, j - j0]
+                        r = gate_r[s, b, j]
+                        dr_pre = d_rh * hs[s, b, j] * r * (one - r)
+                        d_rz[s, b, j] = dr_pre
+                        dxp[t, b, j] = dr_pre
+                        dh_direct[b, j] += d_rh * r
+    for k in prange(nchunks):
+        _dh_block(0, k, reset_after, d_rz, d_n, w_rz_cols, w_n_cols,
+                  dh_direct, tmp_rz, tmp_n, dh)
+
+
+# ------------------------------------------------------------ packing helpers
+
+def _block_width(hidden, nchunks):
+    return -(-hidden // nchunks)
+
+
+def _pack_rows_t(w_gates, nchunks):
+    """(G*H, H) gate-stacked rows -> (nchunks, H, G*c): block k's unit rows, transposed."""
+    gates = w_gates.shape[0] // w_gates.shape[1]
+    hidden = w_gates.shape[1]
+    c = _block_width(hidden, nchunks)
+    padded = np.zeros((gates, nchunks * c, hidden), w_gates.dtype)
+    padded[:, :hidden] = w_gates.reshape(gates, hidden, hidden)
+    blocks = padded.reshape(gates, nchunks, c, hidden).transpose(1, 3, 0, 2)
+    return np.ascontiguousarray(blocks).reshape(nchunks, hidden, gates * c)
+
+
+def _pack_cols(w_gates, nchunks):
+    """(G*H, H) -> (nchunks, G*H, c): the columns of block k's units."""
+    rows, hidden = w_gates.shape
+    c = _block_width(hidden, nchunks)
+    padded = np.zeros((rows, nchunks * c), w_gates.dtype)
+    padded[:, :hidden] = w_gates
+    return np.ascontiguousarray(padded.reshape(rows, nchunks, c).transpose(1, 0, 2))
+
+
+# ------------------------------------------------------------------ wrappers
+
+def forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, reverse, reset_after, training, nchunks):
+    """One layer-direction over a whole sequence.
+
+    x (T, B, I) C-contiguous; w_ih (3H, I); w_hh (3H, H); b_ih, b_hh (3H,)
+    (zeros for no bias); h0 (B, H); lengths int64 (B,), 1 <= lengths <= T;
+    all of one float dtype. nchunks: the number of threads to split over.
+    Returns out (T, B, H) (zero past each length), hn (B, H), and the cache
+    ``backward`` needs (None unless ``training``).
+    """
+    T, B, I = x.shape
+    H = w_hh.shape[1]
+    nchunks = max(1, min(nchunks, H))
+    dtype = x.dtype
+    xp = np.empty((T * B, 3 * H), dtype)
+    _matmul_rows(x.reshape(T * B, I), w_ih.T, b_ih, xp, nchunks)
+    xp = xp.reshape(T, B, 3 * H)
+
+    saved = T if training else 1
+    hs = np.empty((T + 1 if training else 2, B, H), dtype)
+    hs[0] = h0
+    gate_r = np.empty((saved, B, H), dtype)
+    gate_z = np.empty((saved, B, H), dtype)
+    gate_n = np.empty((saved, B, H), dtype)
+    n_aux = np.empty((saved, B, H), dtype)
+    padded = bool((lengths < T).any())
+    out = np.zeros((T, B, H), dtype) if padded else np.empty((T, B, H), dtype)
+    c = _block_width(H, nchunks)
+    hh_rz = np.empty((nchunks, B, 2 * c), dtype)
+    hh_n = np.empty((nchunks, B, c), dtype)
+    _forward_recurrence(xp, _pack_rows_t(w_hh[:2 * H], nchunks), _pack_rows_t(w_hh[2 * H:], nchunks),
+                        b_hh, lengths, reverse, reset_after,
+                        hs, gate_r, gate_z, gate_n, n_aux, out, hh_rz, hh_n)
+    hn = hs[T if training else T % 2].copy()
+    if not training:
+        return out, hn, None
+    cache = dict(x=x, w_ih=w_ih, w_hh=w_hh, lengths=lengths, reverse=reverse,
+                 reset_after=reset_after, hs=hs, gate_r=gate_r, gate_z=gate_z,
+                 gate_n=gate_n, n_aux=n_aux)
+    return out, hn, cache
+
+
+def backward(cache, dout, dhn, nchunks):
+    """Gradients of one layer-direction from the cache of ``forward``.
+
+    dout (T, B, H) C-contiguous, dhn (B, H). Returns
+    dx (T, B, I), dh0 (B, H), dw_ih (3H, I), dw_hh (3H, H), db_ih, db_hh (3H,).
+    """
+    x, w_ih, w_hh, hs = cache["x"], cache["w_ih"], cache["w_hh"], cache["hs"]
+    T, B, I = x.shape
+    H = w_hh.shape[1]
+    nchunks = max(1, min(nchunks, H))
+    dtype = x.dtype
+    dh = np.array(dhn, dtype=dtype, order="C")
+    dxp = np.zeros((T, B, 3 * H), dtype)
+    d_rz = np.empty((T, B, 2 * H), dtype)
+    d_n = np.empty((T, B, H), dtype)
+    _backward_recurrence(dout, hs, cache["gate_r"], cache["gate_z"], cache["gate_n"], cache["n_aux"],
+                         _pack_cols(w_hh[:2 * H], nchunks),
+                         _pack_cols(w_hh[2 * H:], nchunks),
+                         cache["lengths"], cache["reverse"], cache["reset_after"],
+                         dh, dxp, d_rz, d_n)
+
+    dxp2 = dxp.reshape(T * B, 3 * H)
+    h_prev = hs[:T].reshape(T * B, H)
+    n_input = h_prev if cache["reset_after"] else cache["n_aux"].reshape(T * B, H)
+    dx = np.empty((T * B, I), dtype)
+    _matmul_rows(dxp2, w_ih, np.empty(0, dtype), dx, nchunks)
+    dw_ih = _matmul_tn(dxp2, x.reshape(T * B, I), nchunks)
+    dw_hh = np.concatenate((_matmul_tn(d_rz.reshape(T * B, 2 * H), h_prev, nchunks),
+                            _matmul_tn(d_n.reshape(T * B, H), n_input, nchunks)))
+    db_ih = dxp2.sum(axis=0)
+    db_hh = np.concatenate((d_rz.reshape(T * B, 2 * H).sum(axis=0), d_n.reshape(T * B, H).sum(axis=0)))
+    return dx.reshape(T, B, I), dh, dw_ih, dw_hh, db_ih, db_hh

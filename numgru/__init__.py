@@ -1,0 +1,14 @@
+"""numgru: GRU training and inference on NumPy arrays, with Numba-compiled kernels.
+
+    >>> import numpy as np, numgru
+    >>> gru = numgru.GRU(3, 8, seed=0)
+    >>> out, hn = gru(np.zeros((5, 2, 3), np.float32))
+    >>> out.shape, hn.shape
+    ((5, 2, 8), (1, 2, 8))
+"""
+from .dispatch import gru_backward, gru_forward
+from .gru import GRU, GRUCell
+
+__version__ = "0.1.0"
+
+__all__ = ["GRU", "GRUCell", "gru_forward", "gru_backward", "__version__"]
