@@ -142,3 +142,112 @@ def check_grad_output(name, dout, expected_shape, dtype):
                          f"got {arr.shape}")
     return arr
 
+
+
+# ------------------------------------------------ training toolkit (Linear, losses, optim, fit, tasks, I/O)
+
+def check_real(name, value, *, low=None, high=None, low_open=False, high_open=False):
+    """A real number (not bool) within [low, high] (open ends as asked) -> float."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    if value != value:
+        raise ValueError(f"{name} must be a number, got nan")
+    bad_low = low is not None and (value <= low if low_open else value < low)
+    bad_high = high is not None and (value >= high if high_open else value > high)
+    if bad_low or bad_high:
+        left = "(" if low_open else "["
+        right = ")" if high_open else "]"
+        interval = f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}{right}"
+        raise ValueError(f"{name} must lie in {interval}, got {value}")
+    return value
+
+
+def check_nonnegative_int(name, value):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a non-negative integer, got {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {value}")
+    return int(value)
+
+
+def check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
+    return value
+
+
+def check_features(name, x, features, dtype, check_finite=False):
+    """Input of a layer acting on the last axis: (..., features), at least 1-D."""
+    arr = as_float_array(name, x, dtype, check_finite)
+    if arr.ndim == 0 or arr.shape[-1] != features:
+        raise ValueError(f"{name} must have shape (..., {features}) (in_features={features} in its last "
+                         f"dimension), got shape {arr.shape}")
+    return arr
+
+
+def check_target(name, target, expected_shape, dtype):
+    """A regression target: a float array of exactly ``expected_shape`` (the prediction's)."""
+    arr = as_float_array(name, target, dtype)
+    if arr.shape != tuple(expected_shape):
+        raise ValueError(f"{name} must have the prediction's shape {tuple(expected_shape)}, got {arr.shape}")
+    return arr
+
+
+def check_labels(name, labels, expected_shape, num_classes):
+    """Class labels: integers in [0, num_classes) of exactly ``expected_shape`` -> int64 array."""
+    arr = _to_numpy(name, labels)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be an array of integer class indices, got dtype {arr.dtype.name}")
+    if arr.shape != tuple(expected_shape):
+        raise ValueError(f"{name} must have shape {tuple(expected_shape)} (the logits' shape without the class "
+                         f"dimension), got {arr.shape}")
+    if arr.size and (arr.min() < 0 or arr.max() >= num_classes):
+        raise ValueError(f"{name} must lie in [0, {num_classes}) for {num_classes} classes, "
+                         f"got min {arr.min()} and max {arr.max()}")
+    return arr.astype(np.int64, copy=False)
+
+
+def check_mask(name, mask, leading_shape):
+    """A mask over the leading dimensions of a prediction: bools (or 0/1) of exactly ``leading_shape``."""
+    if mask is None:
+        return None
+    arr = _to_numpy(name, mask)
+    if arr.dtype.kind not in "biu":
+        raise TypeError(f"{name} must be an array of bools, got dtype {arr.dtype.name}")
+    if arr.shape != tuple(leading_shape):
+        raise ValueError(f"{name} must have shape {tuple(leading_shape)}, got {arr.shape}")
+    arr = arr.astype(bool)
+    if not arr.any():
+        raise ValueError(f"{name} selects no element: a loss over nothing is undefined")
+    return arr
+
+
+def check_modules(modules):
+    """What optimisers and clipping act on: a list of objects with ``.parameters()`` and ``.grads`` dicts."""
+    if hasattr(modules, "parameters") and hasattr(modules, "grads"):
+        modules = [modules]
+    try:
+        modules = list(modules)
+    except TypeError:
+        raise TypeError("modules must be a list of numgru modules (objects with .parameters() and .grads), "
+                        f"got {type(modules).__name__}") from None
+    if not modules:
+        raise ValueError("modules must hold at least one module, got an empty list")
+    for i, module in enumerate(modules):
+        if not (callable(getattr(module, "parameters", None)) and isinstance(getattr(module, "grads", None), dict)):
+            raise TypeError(f"modules[{i}] must have .parameters() and a .grads dict (a numgru module), "
+                            f"got {type(module).__name__}")
+        params = module.parameters()
+        if set(params) != set(module.grads):
+            raise ValueError(f"modules[{i}] ({type(module).__name__}): .grads keys {sorted(module.grads)} "
+                             f"do not match .parameters() keys {sorted(params)}")
+    return modules
+
+
+def check_samples(name, arr, n, what="samples"):
+    """Arrays fed to fit/evaluate: at least 1-D with ``n`` rows."""
+    arr = _to_numpy(name, arr)
+    if arr.ndim == 0 or arr.shape[0] != n:
+        raise ValueError(f"{name} must have {n} {what} along its first axis (as x has), got shape {arr.shape}")
+    return arr

@@ -1,0 +1,127 @@
+"""Both variants against the slow reference, and against central finite differences in float64.
+
+reset_after=False has no torch counterpart, so the reference and finite
+differences are its ground truth; reset_after=True is covered here too.
+"""
+import numpy as np
+import pytest
+
+import numgru
+from reference import gru_layer_backward, gru_layer_forward, numerical_grad, rel_err
+
+T, B, I, H = 5, 3, 3, 4
+UNSORTED = np.array([3, 1, 5])
+
+
+def layer_weights(rng, bias=True):
+    w = [rng.uniform(-0.6, 0.6, s) for s in ((3 * H, I), (3 * H, H), (3 * H,), (3 * H,))]
+    return tuple(w) if bias else (w[0], w[1], None, None)
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("lengths", [None, UNSORTED])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_functional_matches_reference(reset_after, reverse, lengths, bias, dtype):
+    rng = np.random.default_rng(0)
+    weights = layer_weights(rng, bias)
+    x = rng.standard_normal((T, B, I))
+    h0 = rng.standard_normal((B, H))
+    dout = rng.standard_normal((T, B, H))
+    dhn = rng.standard_normal((B, H))
+    cast = tuple(None if w is None else w.astype(dtype) for w in weights)
+    out, hn, cache = numgru.gru_forward(x, cast, h0, lengths=lengths, reset_after=reset_after,
+                                        reverse=reverse, training=True)
+    dx, dh0, dweights = numgru.gru_backward(cache, dout, dhn)
+
+    r_out, r_hn, r_cache = gru_layer_forward(x, *weights, h0, lengths=lengths, reverse=reverse,
+                                             reset_after=reset_after)
+    r_dx, r_dh0, *r_dweights = gru_layer_backward(r_cache, dout, dhn)
+    tol = 1e-10 if dtype == "float64" else 1e-5
+    for got, want in ((out, r_out), (hn, r_hn), (dx, r_dx), (dh0, r_dh0)):
+        assert got.dtype == np.dtype(dtype)
+        assert rel_err(got, want) < tol
+    for got, want in zip(dweights, r_dweights):
+        if got is None:
+            assert not bias
+        else:
+            assert rel_err(got, want) < tol
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_functional_matches_finite_differences(reset_after, reverse):
+    rng = np.random.default_rng(1)
+    w_ih, w_hh, b_ih, b_hh = layer_weights(rng)
+    x = rng.standard_normal((T, B, I))
+    h0 = rng.standard_normal((B, H))
+    R1 = rng.standard_normal((T, B, H))
+    R2 = rng.standard_normal((B, H))
+
+    def loss():
+        out, hn, _ = numgru.gru_forward(x, (w_ih, w_hh, b_ih, b_hh), h0, lengths=UNSORTED,
+                                        reset_after=reset_after, reverse=reverse)
+        return float((out * R1).sum() + (hn * R2).sum())
+
+    _, _, cache = numgru.gru_forward(x, (w_ih, w_hh, b_ih, b_hh), h0, lengths=UNSORTED,
+                                     reset_after=reset_after, reverse=reverse, training=True)
+    dx, dh0, (dw_ih, dw_hh, db_ih, db_hh) = numgru.gru_backward(cache, R1, R2)
+    for analytic, arr in ((dx, x), (dh0, h0), (dw_ih, w_ih), (dw_hh, w_hh), (db_ih, b_ih), (db_hh, b_hh)):
+        assert rel_err(analytic, numerical_grad(loss, arr)) < 1e-7
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_stack_matches_finite_differences(reset_after):
+    """A 2-layer bidirectional GRU with dropout in training mode: the same mask is redrawn
+    for every finite-difference evaluation by reseeding, so the loss is a fixed function."""
+    rng = np.random.default_rng(2)
+    gru = numgru.GRU(I, H, num_layers=2, bidirectional=True, dropout=0.3, reset_after=reset_after,
+                     dtype="float64", seed=0)
+    x = rng.standard_normal((T, B, I))
+    h0 = rng.standard_normal((4, B, H))
+    R1 = rng.standard_normal((T, B, 2 * H))
+    R2 = rng.standard_normal((4, B, H))
+
+    def run():
+        gru._rng = np.random.default_rng(99)     # the same dropout mask every time
+        return gru(x, h0=h0, lengths=UNSORTED)
+
+    def loss():
+        out, hn = run()
+        return float((out * R1).sum() + (hn * R2).sum())
+
+    run()
+    dx, dh0 = gru.backward(R1, R2)
+    assert rel_err(dx, numerical_grad(loss, x)) < 1e-7
+    assert rel_err(dh0, numerical_grad(loss, h0)) < 1e-7
+    for name, param in gru.parameters().items():
+        assert rel_err(gru.grads[name], numerical_grad(loss, param)) < 1e-7, name
+
+
+def test_padded_positions_get_exactly_zero():
+    rng = np.random.default_rng(3)
+    gru = numgru.GRU(I, H, bidirectional=True, dtype="float64", seed=1)
+    x = rng.standard_normal((T, B, I))
+    out, _ = gru(x, lengths=UNSORTED)
+    dx, _ = gru.backward(rng.standard_normal(out.shape))
+    for b, length in enumerate(UNSORTED):
+        assert np.all(out[length:, b] == 0)
+        assert np.all(dx[length:, b] == 0)
+        assert np.all(dx[:length, b] != 0)
+
+
+def test_gradients_accumulate_and_zero_grad():
+    rng = np.random.default_rng(4)
+    gru = numgru.GRU(I, H, dtype="float64", seed=1)
+    x = rng.standard_normal((T, B, I))
+    dout = rng.standard_normal((T, B, H))
+    gru(x)
+    gru.backward(dout)
+    once = {k: v.copy() for k, v in gru.grads.items()}
+    gru(x)
+    gru.backward(dout)
+    for name in once:
+        np.testing.assert_allclose(gru.grads[name], 2 * once[name], rtol=1e-12)
+    gru.zero_grad()
+    assert all(np.all(g == 0) for g in gru.grads.values())
