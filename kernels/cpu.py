@@ -25,17 +25,66 @@ time. Every reduction is a per-thread partial followed by a serial sum, so the
 same inputs give the same bits at a fixed thread count.
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.extending import overload
 
 from ..config import NJIT_OPTIONS
 
 
 # ---------------------------------------------------------------- gate maths
+#
+# float64 uses libm's exact tanh. float32 uses a rational approximation
+# (Eigen's fast tanh: max error about 2 ulp) that LLVM can vectorise, where a
+# libm call per element would cost as much as the recurrent GEMM (BASELINES.md).
+# The choice is made by type at compile time: one kernel serves both dtypes.
 
-@njit(**NJIT_OPTIONS)
-def _sigmoid(a, one):
-    # exp(-a) -> inf for a -> -inf gives exactly 0, never NaN.
-    return one / (one + np.exp(-a))
+_TANH32_CLAMP = np.float32(7.90531110763549805)
+_TANH32_P = tuple(np.float32(v) for v in (
+    -2.76076847742355e-16, 2.00018790482477e-13, -8.60467152213735e-11, 5.12229709037114e-08,
+    1.48572235717979e-05, 6.37261928875436e-04, 4.89352455891786e-03))
+_TANH32_Q = tuple(np.float32(v) for v in (
+    1.19825839466702e-06, 1.18534705686654e-04, 2.26843463243900e-03, 4.89352518554385e-03))
+
+
+def _tanh(a):
+    return np.tanh(a)
+
+
+@overload(_tanh, jit_options=NJIT_OPTIONS)
+def _tanh_for_type(a):
+    if a != types.float32:
+        return lambda a: np.tanh(a)
+    p13, p11, p9, p7, p5, p3, p1 = _TANH32_P
+    q6, q4, q2, q0 = _TANH32_Q
+    clamp = _TANH32_CLAMP
+    one = np.float32(1)
+
+    def tanh_rational(a):
+        # Past ±clamp tanh is ±1 to float32 precision. Written as selects that
+        # NaN fails, so NaN propagates (no silent clamping).
+        x = clamp if a > clamp else a
+        x = -clamp if x < -clamp else x
+        x2 = x * x
+        p = ((((((p13 * x2 + p11) * x2 + p9) * x2 + p7) * x2 + p5) * x2 + p3) * x2 + p1) * x
+        q = ((q6 * x2 + q4) * x2 + q2) * x2 + q0
+        t = p / q
+        t = one if a >= clamp else t
+        return -one if a <= -clamp else t
+    return tanh_rational
+
+
+def _sigmoid(a):
+    return 1.0 / (1.0 + np.exp(-a))
+
+
+@overload(_sigmoid, jit_options=NJIT_OPTIONS)
+def _sigmoid_for_type(a):
+    if a != types.float32:
+        # exp(-a) -> inf for a -> -inf gives exactly 0, never NaN.
+        return lambda a: 1.0 / (1.0 + np.exp(-a))
+    half = np.float32(0.5)
+    # σ(a) = (1 + tanh(a/2)) / 2, vectorisable, saturating at exactly 0 and 1.
+    return lambda a: half + half * _tanh(half * a)
 
 
 @njit(**NJIT_OPTIONS)
@@ -96,7 +145,6 @@ def _forward_recurrence(xp, wt_rz, wt_n, b_hh, lengths, reverse, reset_after,
     nchunks = wt_rz.shape[0]
     c = wt_n.shape[2]
     keep = hs.shape[0] == T + 1
-    one = xp.dtype.type(1)
     for s in range(T):
         cur = s if keep else s % 2
         nxt = s + 1 if keep else (s + 1) % 2
@@ -118,13 +166,13 @@ def _forward_recurrence(xp, wt_rz, wt_n, b_hh, lengths, reverse, reset_after,
                 t = _time_of(s, lengths[b], reverse)
                 for j in range(j0, j1):
                     i = j - j0
-                    r = _sigmoid(xp[t, b, j] + hh_rz[k, b, i] + b_hh[j], one)
-                    z = _sigmoid(xp[t, b, H + j] + hh_rz[k, b, c + i] + b_hh[H + j], one)
+                    r = _sigmoid(xp[t, b, j] + hh_rz[k, b, i] + b_hh[j])
+                    z = _sigmoid(xp[t, b, H + j] + hh_rz[k, b, c + i] + b_hh[H + j])
                     gate_r[g, b, j] = r
                     gate_z[g, b, j] = z
                     if reset_after:
                         a = hh_n[k, b, i] + b_hh[2 * H + j]
-                        n = np.tanh(xp[t, b, 2 * H + j] + r * a)
+                        n = _tanh(xp[t, b, 2 * H + j] + r * a)
                         n_aux[g, b, j] = a
                         gate_n[g, b, j] = n
                         h = n + z * (h_prev[b, j] - n)
@@ -143,7 +191,7 @@ def _forward_recurrence(xp, wt_rz, wt_n, b_hh, lengths, reverse, reset_after,
                         continue
                     t = _time_of(s, lengths[b], reverse)
                     for j in range(j0, j1):
-                        n = np.tanh(xp[t, b, 2 * H + j] + hh_n[k, b, j - j0] + b_hh[2 * H + j])
+                        n = _tanh(xp[t, b, 2 * H + j] + hh_n[k, b, j - j0] + b_hh[2 * H + j])
                         gate_n[g, b, j] = n
                         h = n + gate_z[g, b, j] * (h_prev[b, j] - n)
                         h_next[b, j] = h
