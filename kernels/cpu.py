@@ -130,20 +130,21 @@ def _matmul_tn(a, b, nchunks):
 # ------------------------------------------------------------------- forward
 
 @njit(parallel=True, **NJIT_OPTIONS)
-def _forward_recurrence(xp, wt_rz, wt_n, b_hh, lengths, reverse, reset_after,
+def _forward_recurrence(xp, w_rz, w_n, b_hh, lengths, reverse, reset_after,
                         hs, gate_r, gate_z, gate_n, n_aux, out, hh_rz, hh_n):
     """Run the recurrence over the input projection ``xp`` (T, B, 3H).
 
-    wt_rz (nchunks, H, 2c) / wt_n (nchunks, H, c): W_hh rows of each block's
-    units, transposed, so that h @ wt_rz[k] gives their r and z products.
+    w_rz (nchunks, 2c, H) / w_n (nchunks, c, H): the W_hh rows of each
+    block's units, so that w_rz[k] @ h.T gives their r and z products as
+    (2c, B). Weights on the left is the faster GEMM shape for small B.
     hs holds T+1 states when training (else 2, used in turn); gate_*/n_aux
     hold T steps when training (else 1). n_aux is W_hn h + b_hn
     (reset_after) or r ⊙ h (not), the factor the backward needs for W_hn.
     """
     T, B, _ = xp.shape
     H = hs.shape[2]
-    nchunks = wt_rz.shape[0]
-    c = wt_n.shape[2]
+    nchunks = w_rz.shape[0]
+    c = w_n.shape[1]
     keep = hs.shape[0] == T + 1
     for s in range(T):
         cur = s if keep else s % 2
@@ -152,9 +153,9 @@ def _forward_recurrence(xp, wt_rz, wt_n, b_hh, lengths, reverse, reset_after,
         h_prev = hs[cur]
         h_next = hs[nxt]
         for k in prange(nchunks):
-            np.dot(h_prev, wt_rz[k], hh_rz[k])
+            np.dot(w_rz[k], h_prev.T, hh_rz[k])
             if reset_after:
-                np.dot(h_prev, wt_n[k], hh_n[k])
+                np.dot(w_n[k], h_prev.T, hh_n[k])
             j0 = k * c
             j1 = min(H, j0 + c)
             for b in range(B):
@@ -166,12 +167,12 @@ def _forward_recurrence(xp, wt_rz, wt_n, b_hh, lengths, reverse, reset_after,
                 t = _time_of(s, lengths[b], reverse)
                 for j in range(j0, j1):
                     i = j - j0
-                    r = _sigmoid(xp[t, b, j] + hh_rz[k, b, i] + b_hh[j])
-                    z = _sigmoid(xp[t, b, H + j] + hh_rz[k, b, c + i] + b_hh[H + j])
+                    r = _sigmoid(xp[t, b, j] + hh_rz[k, i, b] + b_hh[j])
+                    z = _sigmoid(xp[t, b, H + j] + hh_rz[k, c + i, b] + b_hh[H + j])
                     gate_r[g, b, j] = r
                     gate_z[g, b, j] = z
                     if reset_after:
-                        a = hh_n[k, b, i] + b_hh[2 * H + j]
+                        a = hh_n[k, i, b] + b_hh[2 * H + j]
                         n = _tanh(xp[t, b, 2 * H + j] + r * a)
                         n_aux[g, b, j] = a
                         gate_n[g, b, j] = n
@@ -183,7 +184,7 @@ def _forward_recurrence(xp, wt_rz, wt_n, b_hh, lengths, reverse, reset_after,
         if not reset_after:
             # n needs W_hn (r ⊙ h) over all units: a second region.
             for k in prange(nchunks):
-                np.dot(n_aux[g], wt_n[k], hh_n[k])
+                np.dot(w_n[k], n_aux[g].T, hh_n[k])
                 j0 = k * c
                 j1 = min(H, j0 + c)
                 for b in range(B):
@@ -191,7 +192,7 @@ def _forward_recurrence(xp, wt_rz, wt_n, b_hh, lengths, reverse, reset_after,
                         continue
                     t = _time_of(s, lengths[b], reverse)
                     for j in range(j0, j1):
-                        n = _tanh(xp[t, b, 2 * H + j] + hh_n[k, b, j - j0] + b_hh[2 * H + j])
+                        n = _tanh(xp[t, b, 2 * H + j] + hh_n[k, j - j0, b] + b_hh[2 * H + j])
                         gate_n[g, b, j] = n
                         h = n + gate_z[g, b, j] * (h_prev[b, j] - n)
                         h_next[b, j] = h
@@ -201,25 +202,25 @@ def _forward_recurrence(xp, wt_rz, wt_n, b_hh, lengths, reverse, reset_after,
 # ------------------------------------------------------------------ backward
 
 @njit(**NJIT_OPTIONS)
-def _dh_block(s, k, reset_after, d_rz, d_n, w_rz_cols, w_n_cols, dh_direct, tmp_rz, tmp_n, dh):
+def _dh_block(s, k, reset_after, d_rz, d_n, wt_rz, wt_n, dh_direct, tmp_rz, tmp_n, dh):
     """dh[:, block k] = dh_direct + d_rz[s] @ W_h(rz)[:, block] (+ d_n[s] @ W_hn[:, block])."""
     B, H = dh.shape
-    c = tmp_rz.shape[2]
-    np.dot(d_rz[s], w_rz_cols[k], tmp_rz[k])
+    c = tmp_rz.shape[1]
+    np.dot(wt_rz[k], d_rz[s].T, tmp_rz[k])
     if reset_after:
-        np.dot(d_n[s], w_n_cols[k], tmp_n[k])
+        np.dot(wt_n[k], d_n[s].T, tmp_n[k])
     j0 = k * c
     j1 = min(H, j0 + c)
     for b in range(B):
         for j in range(j0, j1):
-            v = dh_direct[b, j] + tmp_rz[k, b, j - j0]
+            v = dh_direct[b, j] + tmp_rz[k, j - j0, b]
             if reset_after:
-                v += tmp_n[k, b, j - j0]
+                v += tmp_n[k, j - j0, b]
             dh[b, j] = v
 
 
 @njit(parallel=True, **NJIT_OPTIONS)
-def _backward_recurrence(dout, hs, gate_r, gate_z, gate_n, n_aux, w_rz_cols, w_n_cols,
+def _backward_recurrence(dout, hs, gate_r, gate_z, gate_n, n_aux, wt_rz, wt_n,
                          lengths, reverse, reset_after, dh, dxp, d_rz, d_n):
     """BPTT over the steps saved by ``_forward_recurrence``.
 
@@ -227,21 +228,21 @@ def _backward_recurrence(dout, hs, gate_r, gate_z, gate_n, n_aux, w_rz_cols, w_n
     dxp (T, B, 3H, time-indexed, zero where padded): gradient of the input
     projection; d_rz (T, B, 2H, step-indexed): of the r and z pre-activations;
     d_n (T, B, H): of the W_hn product's output (dn_pre ⊙ r when reset_after,
-    dn_pre otherwise). w_rz_cols (nchunks, 2H, c) / w_n_cols (nchunks, H, c):
-    the W_hh columns of each block's units.
+    dn_pre otherwise). wt_rz (nchunks, c, 2H) / wt_n (nchunks, c, H): the
+    W_hh columns of each block's units, as rows.
     """
     T, B, H = dout.shape
-    nchunks = w_rz_cols.shape[0]
-    c = w_n_cols.shape[2]
+    nchunks = wt_rz.shape[0]
+    c = wt_n.shape[1]
     one = dout.dtype.type(1)
     dh_direct = np.empty((B, H), dout.dtype)
-    tmp_rz = np.empty((nchunks, B, c), dout.dtype)
-    tmp_n = np.empty((nchunks, B, c), dout.dtype)
+    tmp_rz = np.empty((nchunks, c, B), dout.dtype)
+    tmp_n = np.empty((nchunks, c, B), dout.dtype)
     for s in range(T - 1, -1, -1):
         for k in prange(nchunks):
             if s < T - 1:
                 # finish dh for this block's units from step s+1's gate gradients
-                _dh_block(s + 1, k, reset_after, d_rz, d_n, w_rz_cols, w_n_cols,
+                _dh_block(s + 1, k, reset_after, d_rz, d_n, wt_rz, wt_n,
                           dh_direct, tmp_rz, tmp_n, dh)
             j0 = k * c
             j1 = min(H, j0 + c)
@@ -276,7 +277,7 @@ def _backward_recurrence(dout, hs, gate_r, gate_z, gate_n, n_aux, w_rz_cols, w_n
         if not reset_after:
             # d(r ⊙ h) = dn_pre @ W_hn needs dn_pre of all units: a second region.
             for k in prange(nchunks):
-                np.dot(d_n[s], w_n_cols[k], tmp_n[k])
+                np.dot(wt_n[k], d_n[s].T, tmp_n[k])
                 j0 = k * c
                 j1 = min(H, j0 + c)
                 for b in range(B):
@@ -284,14 +285,14 @@ def _backward_recurrence(dout, hs, gate_r, gate_z, gate_n, n_aux, w_rz_cols, w_n
                         continue
                     t = _time_of(s, lengths[b], reverse)
                     for j in range(j0, j1):
-                        d_rh = tmp_n[k, b, j - j0]
+                        d_rh = tmp_n[k, j - j0, b]
                         r = gate_r[s, b, j]
                         dr_pre = d_rh * hs[s, b, j] * r * (one - r)
                         d_rz[s, b, j] = dr_pre
                         dxp[t, b, j] = dr_pre
                         dh_direct[b, j] += d_rh * r
     for k in prange(nchunks):
-        _dh_block(0, k, reset_after, d_rz, d_n, w_rz_cols, w_n_cols,
+        _dh_block(0, k, reset_after, d_rz, d_n, wt_rz, wt_n,
                   dh_direct, tmp_rz, tmp_n, dh)
 
 
@@ -301,24 +302,21 @@ def _block_width(hidden, nchunks):
     return -(-hidden // nchunks)
 
 
-def _pack_rows_t(w_gates, nchunks):
-    """(G*H, H) gate-stacked rows -> (nchunks, H, G*c): block k's unit rows, transposed."""
-    gates = w_gates.shape[0] // w_gates.shape[1]
+def _pack_units(rows, nchunks):
+    """(H, K), one row per hidden unit -> (nchunks, c, K): block k's units, zero-padded."""
+    hidden, width = rows.shape
+    c = _block_width(hidden, nchunks)
+    packed = np.zeros((nchunks * c, width), rows.dtype)
+    packed[:hidden] = rows
+    return packed.reshape(nchunks, c, width)
+
+
+def _pack_gate_rows(w_gates, nchunks):
+    """(G*H, H) gate-stacked W rows -> (nchunks, G*c, H): each block's units, gate by gate."""
     hidden = w_gates.shape[1]
-    c = _block_width(hidden, nchunks)
-    padded = np.zeros((gates, nchunks * c, hidden), w_gates.dtype)
-    padded[:, :hidden] = w_gates.reshape(gates, hidden, hidden)
-    blocks = padded.reshape(gates, nchunks, c, hidden).transpose(1, 3, 0, 2)
-    return np.ascontiguousarray(blocks).reshape(nchunks, hidden, gates * c)
-
-
-def _pack_cols(w_gates, nchunks):
-    """(G*H, H) -> (nchunks, G*H, c): the columns of block k's units."""
-    rows, hidden = w_gates.shape
-    c = _block_width(hidden, nchunks)
-    padded = np.zeros((rows, nchunks * c), w_gates.dtype)
-    padded[:, :hidden] = w_gates
-    return np.ascontiguousarray(padded.reshape(rows, nchunks, c).transpose(1, 0, 2))
+    per_gate = [_pack_units(w_gates[g * hidden:(g + 1) * hidden], nchunks)
+                for g in range(w_gates.shape[0] // hidden)]
+    return np.ascontiguousarray(np.concatenate(per_gate, axis=1))
 
 
 # ------------------------------------------------------------------ wrappers
@@ -350,9 +348,9 @@ def forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, reverse, reset_after, traini
     padded = bool((lengths < T).any())
     out = np.zeros((T, B, H), dtype) if padded else np.empty((T, B, H), dtype)
     c = _block_width(H, nchunks)
-    hh_rz = np.empty((nchunks, B, 2 * c), dtype)
-    hh_n = np.empty((nchunks, B, c), dtype)
-    _forward_recurrence(xp, _pack_rows_t(w_hh[:2 * H], nchunks), _pack_rows_t(w_hh[2 * H:], nchunks),
+    hh_rz = np.empty((nchunks, 2 * c, B), dtype)
+    hh_n = np.empty((nchunks, c, B), dtype)
+    _forward_recurrence(xp, _pack_gate_rows(w_hh[:2 * H], nchunks), _pack_gate_rows(w_hh[2 * H:], nchunks),
                         b_hh, lengths, reverse, reset_after,
                         hs, gate_r, gate_z, gate_n, n_aux, out, hh_rz, hh_n)
     hn = hs[T if training else T % 2].copy()
@@ -380,8 +378,8 @@ def backward(cache, dout, dhn, nchunks):
     d_rz = np.empty((T, B, 2 * H), dtype)
     d_n = np.empty((T, B, H), dtype)
     _backward_recurrence(dout, hs, cache["gate_r"], cache["gate_z"], cache["gate_n"], cache["n_aux"],
-                         _pack_cols(w_hh[:2 * H], nchunks),
-                         _pack_cols(w_hh[2 * H:], nchunks),
+                         _pack_units(w_hh[:2 * H].T, nchunks),
+                         _pack_units(w_hh[2 * H:].T, nchunks),
                          cache["lengths"], cache["reverse"], cache["reset_after"],
                          dh, dxp, d_rz, d_n)
 
