@@ -93,15 +93,22 @@ def _time_of(step, length, reverse):
 
 
 # ---------------------------------------------------------- blocked products
+#
+# Every kernel is written once and built twice (``_build``): with
+# parallel=True, where each ``prange`` iteration is one thread's block, and
+# serially, where the same loop runs the blocks in turn. The wrappers take
+# the serial build when given one block, which saves the cost of waking
+# threads on work too small to share (a streaming step, a tiny batch).
 
-@njit(parallel=True, **NJIT_OPTIONS)
+def _block(k, nchunks, size):
+    """[lo, hi) of block k when ``size`` items are split into ``nchunks`` near-equal blocks."""
+    return k * size // nchunks, (k + 1) * size // nchunks
+
+
 def _matmul_rows(a, b, bias, out, nchunks):
     """out = a @ b (+ bias), rows split across threads."""
-    rows = a.shape[0]
-    step = (rows + nchunks - 1) // nchunks
     for k in prange(nchunks):
-        lo = k * step
-        hi = min(rows, lo + step)
+        lo, hi = _block(k, nchunks, a.shape[0])
         if lo < hi:
             np.dot(a[lo:hi], b, out[lo:hi])
             if bias.shape[0] > 0:
@@ -110,15 +117,11 @@ def _matmul_rows(a, b, bias, out, nchunks):
     return out
 
 
-@njit(parallel=True, **NJIT_OPTIONS)
 def _matmul_tn(a, b, nchunks):
     """a.T @ b summed over rows: per-thread partial products, then a serial sum."""
-    rows = a.shape[0]
-    step = (rows + nchunks - 1) // nchunks
     partial = np.zeros((nchunks, a.shape[1], b.shape[1]), a.dtype)
     for k in prange(nchunks):
-        lo = k * step
-        hi = min(rows, lo + step)
+        lo, hi = _block(k, nchunks, a.shape[0])
         if lo < hi:
             np.dot(a[lo:hi].T, b[lo:hi], partial[k])
     out = partial[0].copy()
@@ -129,22 +132,19 @@ def _matmul_tn(a, b, nchunks):
 
 # ------------------------------------------------------------------- forward
 
-@njit(parallel=True, **NJIT_OPTIONS)
-def _forward_recurrence(xp, w_rz, w_n, b_hh, lengths, reverse, reset_after,
-                        hs, gate_r, gate_z, gate_n, n_aux, out, hh_rz, hh_n):
+def _forward_recurrence(xp, w_hh, b_hh, lengths, reverse, reset_after,
+                        hs, gate_r, gate_z, gate_n, n_aux, out, hh, nchunks):
     """Run the recurrence over the input projection ``xp`` (T, B, 3H).
 
-    w_rz (nchunks, 2c, H) / w_n (nchunks, c, H): the W_hh rows of each
-    block's units, so that w_rz[k] @ h.T gives their r and z products as
-    (2c, B). Weights on the left is the faster GEMM shape for small B.
+    Block k owns hidden units [j0, j1): w_hh[g*H + j0 : g*H + j1] @ h.T gives
+    gate g's recurrent products for them as (j1 - j0, B) (weights on the
+    left is the faster GEMM shape for small B), into hh[k, g].
     hs holds T+1 states when training (else 2, used in turn); gate_*/n_aux
     hold T steps when training (else 1). n_aux is W_hn h + b_hn
     (reset_after) or r ⊙ h (not), the factor the backward needs for W_hn.
     """
     T, B, _ = xp.shape
     H = hs.shape[2]
-    nchunks = w_rz.shape[0]
-    c = w_n.shape[1]
     keep = hs.shape[0] == T + 1
     for s in range(T):
         cur = s if keep else s % 2
@@ -153,11 +153,12 @@ def _forward_recurrence(xp, w_rz, w_n, b_hh, lengths, reverse, reset_after,
         h_prev = hs[cur]
         h_next = hs[nxt]
         for k in prange(nchunks):
-            np.dot(w_rz[k], h_prev.T, hh_rz[k])
+            j0, j1 = _block(k, nchunks, H)
+            c = j1 - j0
+            np.dot(w_hh[j0:j1], h_prev.T, hh[k, 0, :c])
+            np.dot(w_hh[H + j0:H + j1], h_prev.T, hh[k, 1, :c])
             if reset_after:
-                np.dot(w_n[k], h_prev.T, hh_n[k])
-            j0 = k * c
-            j1 = min(H, j0 + c)
+                np.dot(w_hh[2 * H + j0:2 * H + j1], h_prev.T, hh[k, 2, :c])
             for b in range(B):
                 if s >= lengths[b]:
                     for j in range(j0, j1):
@@ -167,12 +168,12 @@ def _forward_recurrence(xp, w_rz, w_n, b_hh, lengths, reverse, reset_after,
                 t = _time_of(s, lengths[b], reverse)
                 for j in range(j0, j1):
                     i = j - j0
-                    r = _sigmoid(xp[t, b, j] + hh_rz[k, i, b] + b_hh[j])
-                    z = _sigmoid(xp[t, b, H + j] + hh_rz[k, c + i, b] + b_hh[H + j])
+                    r = _sigmoid(xp[t, b, j] + hh[k, 0, i, b] + b_hh[j])
+                    z = _sigmoid(xp[t, b, H + j] + hh[k, 1, i, b] + b_hh[H + j])
                     gate_r[g, b, j] = r
                     gate_z[g, b, j] = z
                     if reset_after:
-                        a = hh_n[k, i, b] + b_hh[2 * H + j]
+                        a = hh[k, 2, i, b] + b_hh[2 * H + j]
                         n = _tanh(xp[t, b, 2 * H + j] + r * a)
                         n_aux[g, b, j] = a
                         gate_n[g, b, j] = n
@@ -184,15 +185,14 @@ def _forward_recurrence(xp, w_rz, w_n, b_hh, lengths, reverse, reset_after,
         if not reset_after:
             # n needs W_hn (r ⊙ h) over all units: a second region.
             for k in prange(nchunks):
-                np.dot(w_n[k], n_aux[g].T, hh_n[k])
-                j0 = k * c
-                j1 = min(H, j0 + c)
+                j0, j1 = _block(k, nchunks, H)
+                np.dot(w_hh[2 * H + j0:2 * H + j1], n_aux[g].T, hh[k, 2, :j1 - j0])
                 for b in range(B):
                     if s >= lengths[b]:
                         continue
                     t = _time_of(s, lengths[b], reverse)
                     for j in range(j0, j1):
-                        n = _tanh(xp[t, b, 2 * H + j] + hh_n[k, j - j0, b] + b_hh[2 * H + j])
+                        n = _tanh(xp[t, b, 2 * H + j] + hh[k, 2, j - j0, b] + b_hh[2 * H + j])
                         gate_n[g, b, j] = n
                         h = n + gate_z[g, b, j] * (h_prev[b, j] - n)
                         h_next[b, j] = h
@@ -201,51 +201,43 @@ def _forward_recurrence(xp, w_rz, w_n, b_hh, lengths, reverse, reset_after,
 
 # ------------------------------------------------------------------ backward
 
-@njit(**NJIT_OPTIONS)
-def _dh_block(s, k, reset_after, d_rz, d_n, wt_rz, wt_n, dh_direct, tmp_rz, tmp_n, dh):
+def _dh_block(s, k, nchunks, reset_after, d_rz, d_n, wt_rz, wt_n, dh_direct, tmp, dh):
     """dh[:, block k] = dh_direct + d_rz[s] @ W_h(rz)[:, block] (+ d_n[s] @ W_hn[:, block])."""
     B, H = dh.shape
-    c = tmp_rz.shape[1]
-    np.dot(wt_rz[k], d_rz[s].T, tmp_rz[k])
+    j0, j1 = _block(k, nchunks, H)
+    c = j1 - j0
+    np.dot(wt_rz[j0:j1], d_rz[s].T, tmp[k, 0, :c])
     if reset_after:
-        np.dot(wt_n[k], d_n[s].T, tmp_n[k])
-    j0 = k * c
-    j1 = min(H, j0 + c)
+        np.dot(wt_n[j0:j1], d_n[s].T, tmp[k, 1, :c])
     for b in range(B):
         for j in range(j0, j1):
-            v = dh_direct[b, j] + tmp_rz[k, j - j0, b]
+            v = dh_direct[b, j] + tmp[k, 0, j - j0, b]
             if reset_after:
-                v += tmp_n[k, j - j0, b]
+                v += tmp[k, 1, j - j0, b]
             dh[b, j] = v
 
 
-@njit(parallel=True, **NJIT_OPTIONS)
 def _backward_recurrence(dout, hs, gate_r, gate_z, gate_n, n_aux, wt_rz, wt_n,
-                         lengths, reverse, reset_after, dh, dxp, d_rz, d_n):
+                         lengths, reverse, reset_after, dh, dxp, d_rz, d_n, nchunks):
     """BPTT over the steps saved by ``_forward_recurrence``.
 
     dh (B, H) enters as dL/dh_T and leaves as dL/dh_0. Writes
     dxp (T, B, 3H, time-indexed, zero where padded): gradient of the input
     projection; d_rz (T, B, 2H, step-indexed): of the r and z pre-activations;
     d_n (T, B, H): of the W_hn product's output (dn_pre ⊙ r when reset_after,
-    dn_pre otherwise). wt_rz (nchunks, c, 2H) / wt_n (nchunks, c, H): the
-    W_hh columns of each block's units, as rows.
+    dn_pre otherwise). wt_rz (H, 2H) / wt_n (H, H): W_h(rz) and W_hn
+    transposed, so that block k's rows give its units' columns.
     """
     T, B, H = dout.shape
-    nchunks = wt_rz.shape[0]
-    c = wt_n.shape[1]
     one = dout.dtype.type(1)
     dh_direct = np.empty((B, H), dout.dtype)
-    tmp_rz = np.empty((nchunks, c, B), dout.dtype)
-    tmp_n = np.empty((nchunks, c, B), dout.dtype)
+    tmp = np.empty((nchunks, 2, (H + nchunks - 1) // nchunks, B), dout.dtype)
     for s in range(T - 1, -1, -1):
         for k in prange(nchunks):
             if s < T - 1:
                 # finish dh for this block's units from step s+1's gate gradients
-                _dh_block(s + 1, k, reset_after, d_rz, d_n, wt_rz, wt_n,
-                          dh_direct, tmp_rz, tmp_n, dh)
-            j0 = k * c
-            j1 = min(H, j0 + c)
+                _dh_block(s + 1, k, nchunks, reset_after, d_rz, d_n, wt_rz, wt_n, dh_direct, tmp, dh)
+            j0, j1 = _block(k, nchunks, H)
             for b in range(B):
                 if s >= lengths[b]:
                     # a finished sequence carries its state: dh passes through
@@ -277,46 +269,37 @@ def _backward_recurrence(dout, hs, gate_r, gate_z, gate_n, n_aux, wt_rz, wt_n,
         if not reset_after:
             # d(r ⊙ h) = dn_pre @ W_hn needs dn_pre of all units: a second region.
             for k in prange(nchunks):
-                np.dot(wt_n[k], d_n[s].T, tmp_n[k])
-                j0 = k * c
-                j1 = min(H, j0 + c)
+                j0, j1 = _block(k, nchunks, H)
+                np.dot(wt_n[j0:j1], d_n[s].T, tmp[k, 1, :j1 - j0])
                 for b in range(B):
                     if s >= lengths[b]:
                         continue
                     t = _time_of(s, lengths[b], reverse)
                     for j in range(j0, j1):
-                        d_rh = tmp_n[k, j - j0, b]
+                        d_rh = tmp[k, 1, j - j0, b]
                         r = gate_r[s, b, j]
                         dr_pre = d_rh * hs[s, b, j] * r * (one - r)
                         d_rz[s, b, j] = dr_pre
                         dxp[t, b, j] = dr_pre
                         dh_direct[b, j] += d_rh * r
     for k in prange(nchunks):
-        _dh_block(0, k, reset_after, d_rz, d_n, wt_rz, wt_n,
-                  dh_direct, tmp_rz, tmp_n, dh)
+        _dh_block(0, k, nchunks, reset_after, d_rz, d_n, wt_rz, wt_n, dh_direct, tmp, dh)
 
 
-# ------------------------------------------------------------ packing helpers
+# ------------------------------------------------------------------ builds
 
-def _block_width(hidden, nchunks):
-    return -(-hidden // nchunks)
-
-
-def _pack_units(rows, nchunks):
-    """(H, K), one row per hidden unit -> (nchunks, c, K): block k's units, zero-padded."""
-    hidden, width = rows.shape
-    c = _block_width(hidden, nchunks)
-    packed = np.zeros((nchunks * c, width), rows.dtype)
-    packed[:hidden] = rows
-    return packed.reshape(nchunks, c, width)
+def _build(fn):
+    """fn compiled twice from one source: {True: parallel build, False: serial build}."""
+    return {True: njit(parallel=True, **NJIT_OPTIONS)(fn), False: njit(**NJIT_OPTIONS)(fn)}
 
 
-def _pack_gate_rows(w_gates, nchunks):
-    """(G*H, H) gate-stacked W rows -> (nchunks, G*c, H): each block's units, gate by gate."""
-    hidden = w_gates.shape[1]
-    per_gate = [_pack_units(w_gates[g * hidden:(g + 1) * hidden], nchunks)
-                for g in range(w_gates.shape[0] // hidden)]
-    return np.ascontiguousarray(np.concatenate(per_gate, axis=1))
+# Helpers called from inside the kernels: plain compiled functions, inlined by LLVM.
+_block = njit(**NJIT_OPTIONS)(_block)
+_dh_block = njit(**NJIT_OPTIONS)(_dh_block)
+_MATMUL_ROWS = _build(_matmul_rows)
+_MATMUL_TN = _build(_matmul_tn)
+_FORWARD = _build(_forward_recurrence)
+_BACKWARD = _build(_backward_recurrence)
 
 
 # ------------------------------------------------------------------ wrappers
@@ -324,18 +307,20 @@ def _pack_gate_rows(w_gates, nchunks):
 def forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, reverse, reset_after, training, nchunks):
     """One layer-direction over a whole sequence.
 
-    x (T, B, I) C-contiguous; w_ih (3H, I); w_hh (3H, H); b_ih, b_hh (3H,)
-    (zeros for no bias); h0 (B, H); lengths int64 (B,), 1 <= lengths <= T;
-    all of one float dtype. nchunks: the number of threads to split over.
+    x (T, B, I) C-contiguous; w_ih (3H, I); w_hh (3H, H) C-contiguous;
+    b_ih, b_hh (3H,) (zeros for no bias); h0 (B, H); lengths int64 (B,),
+    1 <= lengths <= T; all of one float dtype. nchunks: the number of
+    threads to split over (1: the serial build, no threads woken).
     Returns out (T, B, H) (zero past each length), hn (B, H), and the cache
     ``backward`` needs (None unless ``training``).
     """
     T, B, I = x.shape
     H = w_hh.shape[1]
     nchunks = max(1, min(nchunks, H))
+    parallel = nchunks > 1
     dtype = x.dtype
     xp = np.empty((T * B, 3 * H), dtype)
-    _matmul_rows(x.reshape(T * B, I), w_ih.T, b_ih, xp, nchunks)
+    _MATMUL_ROWS[parallel](x.reshape(T * B, I), w_ih.T, b_ih, xp, nchunks)
     xp = xp.reshape(T, B, 3 * H)
 
     saved = T if training else 1
@@ -347,12 +332,9 @@ def forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, reverse, reset_after, traini
     n_aux = np.empty((saved, B, H), dtype)
     padded = bool((lengths < T).any())
     out = np.zeros((T, B, H), dtype) if padded else np.empty((T, B, H), dtype)
-    c = _block_width(H, nchunks)
-    hh_rz = np.empty((nchunks, 2 * c, B), dtype)
-    hh_n = np.empty((nchunks, c, B), dtype)
-    _forward_recurrence(xp, _pack_gate_rows(w_hh[:2 * H], nchunks), _pack_gate_rows(w_hh[2 * H:], nchunks),
-                        b_hh, lengths, reverse, reset_after,
-                        hs, gate_r, gate_z, gate_n, n_aux, out, hh_rz, hh_n)
+    hh = np.empty((nchunks, 3, (H + nchunks - 1) // nchunks, B), dtype)
+    _FORWARD[parallel](xp, w_hh, b_hh, lengths, reverse, reset_after,
+                       hs, gate_r, gate_z, gate_n, n_aux, out, hh, nchunks)
     hn = hs[T if training else T % 2].copy()
     if not training:
         return out, hn, None
@@ -372,25 +354,25 @@ def backward(cache, dout, dhn, nchunks):
     T, B, I = x.shape
     H = w_hh.shape[1]
     nchunks = max(1, min(nchunks, H))
+    parallel = nchunks > 1
     dtype = x.dtype
     dh = np.array(dhn, dtype=dtype, order="C")
     dxp = np.zeros((T, B, 3 * H), dtype)
     d_rz = np.empty((T, B, 2 * H), dtype)
     d_n = np.empty((T, B, H), dtype)
-    _backward_recurrence(dout, hs, cache["gate_r"], cache["gate_z"], cache["gate_n"], cache["n_aux"],
-                         _pack_units(w_hh[:2 * H].T, nchunks),
-                         _pack_units(w_hh[2 * H:].T, nchunks),
-                         cache["lengths"], cache["reverse"], cache["reset_after"],
-                         dh, dxp, d_rz, d_n)
+    _BACKWARD[parallel](dout, hs, cache["gate_r"], cache["gate_z"], cache["gate_n"], cache["n_aux"],
+                        np.ascontiguousarray(w_hh[:2 * H].T), np.ascontiguousarray(w_hh[2 * H:].T),
+                        cache["lengths"], cache["reverse"], cache["reset_after"],
+                        dh, dxp, d_rz, d_n, nchunks)
 
     dxp2 = dxp.reshape(T * B, 3 * H)
     h_prev = hs[:T].reshape(T * B, H)
     n_input = h_prev if cache["reset_after"] else cache["n_aux"].reshape(T * B, H)
     dx = np.empty((T * B, I), dtype)
-    _matmul_rows(dxp2, w_ih, np.empty(0, dtype), dx, nchunks)
-    dw_ih = _matmul_tn(dxp2, x.reshape(T * B, I), nchunks)
-    dw_hh = np.concatenate((_matmul_tn(d_rz.reshape(T * B, 2 * H), h_prev, nchunks),
-                            _matmul_tn(d_n.reshape(T * B, H), n_input, nchunks)))
+    _MATMUL_ROWS[parallel](dxp2, w_ih, np.empty(0, dtype), dx, nchunks)
+    dw_ih = _MATMUL_TN[parallel](dxp2, x.reshape(T * B, I), nchunks)
+    dw_hh = np.concatenate((_MATMUL_TN[parallel](d_rz.reshape(T * B, 2 * H), h_prev, nchunks),
+                            _MATMUL_TN[parallel](d_n.reshape(T * B, H), n_input, nchunks)))
     db_ih = dxp2.sum(axis=0)
     db_hh = np.concatenate((d_rz.reshape(T * B, 2 * H).sum(axis=0), d_n.reshape(T * B, H).sum(axis=0)))
     return dx.reshape(T, B, I), dh, dw_ih, dw_hh, db_ih, db_hh
