@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# CI for the asv suite: it must import, pass `asv check`, and run a small subset
+# (the smallest shape of every benchmark, plus the skip path of the CUDA
+# engines) against the installed numgru, so the suite cannot rot.
+# Needs numgru installed in this python (.ci/run installs it first); installs asv if missing.
+# Usage: .ci/asv_check.sh        (PYTHON=python3.11 .ci/asv_check.sh for another interpreter)
+set -euo pipefail
+cd "$(dirname "$0")/../asv_bench"
+PYTHON=${PYTHON:-python3}
+start=$SECONDS
+
+if ! "$PYTHON" -c "import asv" 2>/dev/null; then
+    "$PYTHON" -m pip install --quiet --disable-pip-version-check "asv>=0.6,<0.7"
+fi
+asv=("$PYTHON" -m asv)
+
+# `--python=same` needs a machine description; a named one keeps the user's own entry untouched.
+"${asv[@]}" machine --yes --machine numgru-ci >/dev/null
+"${asv[@]}" check --python=same
+
+# One parameter set per benchmark. Regexes match "name(param, ...)"; string params are quoted.
+subset=(
+    --bench "Forward\.time_forward\('(numgru|torch)-(cpu|cuda)', 1, 64\)"
+    --bench "TrainStep\..*\('(numgru|torch)-cpu', 1, 64\)"
+    --bench "Streaming\.time_step\('(numgru|torch)-cpu', 64\)"
+    --bench "FirstCall\..*\('numgru-cpu', 'cold'\)"
+)
+# --quick: one sample each, nothing saved. asv exits 2 when a benchmark fails
+# (a skip, NotImplementedError in setup, is not a failure).
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+if ! "${asv[@]}" run --python=same --quick --show-stderr --machine numgru-ci "${subset[@]}" 2>&1 | tee "$log"; then
+    echo "asv_check: asv run failed (a benchmark failed or asv could not run)" >&2
+    exit 2
+fi
+# A renamed benchmark would silently drop out of the subset: each one must have run.
+for name in Forward.time_forward TrainStep.time_train_step TrainStep.peakmem_train_step \
+            Streaming.time_step FirstCall.timeraw_import_and_first_call; do
+    if ! grep -Eq "gru\.$name +ok" "$log"; then
+        echo "asv_check: benchmark gru.$name did not run (renamed? update the subset above)" >&2
+        exit 1
+    fi
+done
+
+echo "asv_check: OK in $((SECONDS - start)) s"

@@ -1,0 +1,92 @@
+"""numgru against PyTorch on the same shapes: float32, T=200, I=H, threads pinned.
+
+Parameters: engine in ``common.ENGINES`` (unavailable ones are skipped, not
+failed), batch B, hidden size H. All compilation and warm-up happen in
+``setup``; GPU engines synchronise inside the timed call.
+"""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+from . import common
+
+
+class _SequenceBench:
+    params = [list(common.ENGINES), list(common.BATCHES), list(common.HIDDEN)]
+    param_names = ["engine", "B", "H"]
+    timeout = 600           # set-up compiles; H=1024, B=64 training steps take seconds
+    training = False
+
+    def setup(self, engine, B, H):
+        self.model = common.sequence_model(engine, common.SEQ_LEN, B, H, training=self.training)
+
+
+class Forward(_SequenceBench):
+    """Inference: one forward pass over the whole sequence."""
+
+    def time_forward(self, engine, B, H):
+        self.model.forward()
+
+
+class TrainStep(_SequenceBench):
+    """Forward + backward (BPTT, including the input gradient), parameter gradients zeroed first."""
+    training = True
+
+    def time_train_step(self, engine, B, H):
+        self.model.train_step()
+
+    def peakmem_train_step(self, engine, B, H):
+        # Peak RSS of the whole benchmark process (library, weights, cache, gradients).
+        self.model.train_step()
+
+
+class Streaming:
+    """One step of a GRUCell at B=1, carrying the state (torch: nn.GRUCell under no_grad)."""
+    params = [list(common.ENGINES), list(common.HIDDEN)]
+    param_names = ["engine", "H"]
+    timeout = 300
+
+    def setup(self, engine, H):
+        self.model = common.step_model(engine, H)
+
+    def time_step(self, engine, H):
+        self.model.step()
+
+
+class FirstCall:
+    """A fresh interpreter: import the library, then the first forward + backward (T=20, B=1, H=64).
+
+    ``cache="cold"``: Numba's on-disk cache starts empty in every sample (the
+    full JIT compile); ``"warm"``: it was filled by an earlier process. PyTorch
+    compiles nothing, so it runs only as ``"cold"``.
+    """
+    params = [list(common.ENGINES), ["cold", "warm"]]
+    param_names = ["engine", "cache"]
+    repeat = (1, 5, 60.0)
+    number = 1
+    warmup_time = 0
+    timeout = 300
+
+    def setup(self, engine, cache):
+        common.require(engine)
+        if cache == "warm" and common.library(engine) != "numgru":
+            raise NotImplementedError("nothing to cache: PyTorch has no JIT on this path")
+        self.tmp = tempfile.mkdtemp(prefix="numgru-asv-")
+        self.env = common.first_call_env(engine)
+        self.source = common.first_call_source(engine)
+        if cache == "warm":
+            self.env["NUMBA_CACHE_DIR"] = os.path.join(self.tmp, "warm")
+            subprocess.run([sys.executable, "-c", self.source], check=True,
+                           env={**os.environ, **self.env})
+
+    def teardown(self, engine, cache):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def timeraw_import_and_first_call(self, engine, cache):
+        # (stmt, setup): only stmt is timed; setup pins threads and picks the cache directory.
+        setup = f"import os, tempfile\nos.environ.update({self.env!r})\n"
+        if cache == "cold":
+            setup += f"os.environ['NUMBA_CACHE_DIR'] = tempfile.mkdtemp(dir={self.tmp!r})\n"
+        return self.source, setup
