@@ -10,3 +10,13 @@ FASTMATH = frozenset({"nsz", "arcp", "contract", "reassoc"})
 # error_model="numpy" drops the division-by-zero check that blocks vectorisation
 # (BASELINES.md); a float division by zero then gives inf/NaN as in NumPy.
 NJIT_OPTIONS = dict(fastmath=set(FASTMATH), error_model="numpy", nogil=True)
+
+# CUDA kernels: no fastmath. On the GPU it means approximate division and
+# flush-to-zero, which would cost float64 its 1e-10 parity.
+CUDA_JIT_OPTIONS = dict(fastmath=False)
+
+# Below this many multiply-adds per recurrent step (B * 3H * H) the CPU kernels
+# run on one thread: waking threads and meeting at a barrier every step costs
+# more than sharing such a step saves (and far more when another process holds
+# a core). Read by numgru.dispatch at each call.
+PARALLEL_MIN_STEP_WORK = 1 << 18

@@ -3,7 +3,7 @@ import warnings
 
 import numpy as np
 
-from . import validation
+from . import dispatch, validation
 from .dispatch import backward_layer, forward_layer
 from .module import Module
 
@@ -13,7 +13,12 @@ class GRU(Module):
 
     ``reset_after=True`` is PyTorch's/cuDNN's form, ``False`` is Cho et al.'s
     (Keras ``reset_after=False``, ONNX's default). See DESIGN.md for the maths.
+
+    On ``device="cuda"`` the parameters and gradients are device arrays; NumPy
+    inputs give NumPy results, CUDA arrays (Numba, CuPy, PyTorch) device arrays.
     """
+
+    devices = ("cpu", "cuda")
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, reset_after=True, dtype="float32",
@@ -54,49 +59,65 @@ class GRU(Module):
     def forward(self, x, h0=None, lengths=None, check_finite=False):
         """x: (T, B, I) ((B, T, I) if batch_first) or unbatched (T, I).
 
-        Returns out (T, B, D*H) and hn (L*D, B, H), in the layout of ``x``.
+        Returns out (T, B, D*H) and hn (L*D, B, H), in the layout of ``x``
+        (and its family: NumPy, or device arrays for a CUDA array ``x``).
         """
-        x, batched = validation.check_sequence(x, self.input_size, self.batch_first, self.dtype, check_finite)
+        device = self.device
+        ops = dispatch.array_ops(device)
+        host_io = not dispatch.is_cuda_array(x)
+        x, batched = dispatch.sequence_input(x, self.input_size, self.batch_first, self.dtype, check_finite, device)
         T, B, _ = x.shape
         L, D, H = self.num_layers, self.num_directions, self.hidden_size
-        h0 = validation.check_state("h0", h0, (L * D, B, H) if batched else (L * D, H), self.dtype, check_finite)
+        h0 = dispatch.state_input("h0", h0, (L * D, B, H) if batched else (L * D, H), self.dtype, check_finite,
+                                  device)
         if h0 is not None:
             h0 = h0.reshape(L * D, B, H)
-        lengths = validation.check_lengths(lengths, B, T)
+        lengths = validation.check_lengths(dispatch._lengths_to_host(lengths), B, T)
+        if device != "cpu":
+            lengths = ops.asarray(lengths, np.int64)     # copied over once for all layers
 
-        hn = np.empty((L * D, B, H), self.dtype)
-        caches, masks = [], []
+        hns, caches, masks, device_masks = [], [], [], []
         layer_input = x
         for layer in range(L):
             outs = []
             for d, suffix in enumerate(self._suffixes(layer)):
                 index = layer * D + d
-                out, hn[index], cache = forward_layer(
+                out, hn, cache = forward_layer(
                     layer_input, *self._weights(suffix), None if h0 is None else h0[index], lengths,
-                    reverse=d == 1, reset_after=self.reset_after, training=True, device=self.device)
+                    reverse=d == 1, reset_after=self.reset_after, training=True, device=device)
                 outs.append(out)
+                hns.append(hn)
                 caches.append(cache)
-            layer_output = outs[0] if D == 1 else np.concatenate(outs, axis=2)
+            layer_output = outs[0] if D == 1 else ops.concatenate_last(outs)
             if self.training and self.dropout > 0 and layer < L - 1:
                 keep = 1.0 - self.dropout
+                # drawn on the host on every device: a seed gives the same masks everywhere
                 mask = (self._rng.random(layer_output.shape) < keep).astype(self.dtype) / self.dtype.type(keep)
-                layer_output = layer_output * mask
+                device_mask = ops.asarray(mask, self.dtype)
+                layer_output = ops.multiply(layer_output, device_mask)
                 masks.append(mask)
+                device_masks.append(device_mask)
             else:
                 masks.append(None)
+                device_masks.append(None)
             layer_input = layer_output
-        self._cache = dict(caches=caches, masks=masks, batched=batched, shape=(T, B))
-        return self._to_user_layout(layer_input, batched), hn if batched else hn[:, 0]
+        hn = ops.stack(hns)
+        self._cache = dict(caches=caches, masks=masks, device_masks=device_masks, batched=batched, shape=(T, B))
+        out = self._to_user_layout(layer_input, batched, ops)
+        return dispatch.to_user(out, host_io), dispatch.to_user(hn if batched else hn.reshape(L * D, H), host_io)
 
     def backward(self, dout, dhn=None):
         """BPTT through the last forward. Adds every parameter gradient into ``self.grads``.
 
         dout: gradient with respect to ``out`` (its shape and layout); dhn: with
         respect to ``hn`` (None: zero). Returns (dx, dh0) in the layout of the
-        forward's inputs; dh0 is returned even when no h0 was given.
+        forward's inputs (and the family of ``dout``); dh0 is returned even when
+        no h0 was given.
         """
         if self._cache is None:
             raise RuntimeError("backward needs a forward first: call gru(x) before gru.backward(dout)")
+        device = self.device
+        ops = dispatch.array_ops(device)
         cache = self._cache
         T, B = cache["shape"]
         batched = cache["batched"]
@@ -106,40 +127,43 @@ class GRU(Module):
             out_shape = (B, T, D * H)
         elif not batched:
             out_shape = (T, D * H)
-        dout = validation.check_grad_output("dout", dout, out_shape, self.dtype)
+        host_io = not dispatch.is_cuda_array(dout)
+        dout = dispatch.grad_input("dout", dout, out_shape, self.dtype, device)
         if not batched:
-            dout = dout[:, None, :]
+            dout = dout.reshape(T, 1, D * H)
         elif self.batch_first:
-            dout = dout.transpose(1, 0, 2)
+            dout = ops.swap01(dout) if device != "cpu" else dout.transpose(1, 0, 2)
         if dhn is not None:
-            dhn = validation.check_grad_output("dhn", dhn, (L * D, B, H) if batched else (L * D, H), self.dtype)
+            dhn = dispatch.grad_input("dhn", dhn, (L * D, B, H) if batched else (L * D, H), self.dtype, device)
             if not batched:
-                dhn = dhn[:, None, :]
+                dhn = dhn.reshape(L * D, 1, H)
 
-        dh0 = np.empty((L * D, B, H), self.dtype)
+        dh0s = [None] * (L * D)
         grad_output = dout
         for layer in reversed(range(L)):
-            mask = cache["masks"][layer]
+            mask = cache["device_masks"][layer]
             if mask is not None:
-                grad_output = grad_output * mask
+                grad_output = ops.multiply(grad_output, mask)
             grad_input = None
             for d, suffix in enumerate(self._suffixes(layer)):
                 index = layer * D + d
-                dx, dh0[index], dweights = backward_layer(
+                dx, dh0s[index], dweights = backward_layer(
                     cache["caches"][index], grad_output[:, :, d * H:(d + 1) * H],
                     None if dhn is None else dhn[index])
-                grad_input = dx if grad_input is None else grad_input + dx
+                grad_input = dx if grad_input is None else ops.add(grad_input, dx)
                 for name, grad in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), dweights):
                     if grad is not None:
-                        self.grads[name + suffix] += grad
+                        ops.add_(self.grads[name + suffix], grad)
             grad_output = grad_input
-        return self._to_user_layout(grad_output, batched), dh0 if batched else dh0[:, 0]
+        dh0 = ops.stack(dh0s)
+        dx = self._to_user_layout(grad_output, batched, ops)
+        return dispatch.to_user(dx, host_io), dispatch.to_user(dh0 if batched else dh0.reshape(L * D, H), host_io)
 
-    def _to_user_layout(self, seq, batched):
+    def _to_user_layout(self, seq, batched, ops):
         """(T, B, F) -> the layout the user gave: batch-first or unbatched."""
         if not batched:
-            return seq[:, 0]
-        return np.ascontiguousarray(seq.transpose(1, 0, 2)) if self.batch_first else seq
+            return seq.reshape(seq.shape[0], seq.shape[2]) if self.device != "cpu" else seq[:, 0]
+        return ops.swap01(seq) if self.batch_first else seq
 
     def __repr__(self):
         return (f"GRU({self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, bias={self.bias}, "
@@ -152,6 +176,8 @@ class GRUCell(Module):
 
     Runs the sequence kernel on a length-1 sequence, so the maths is shared.
     """
+
+    devices = ("cpu", "cuda")
 
     def __init__(self, input_size, hidden_size, bias=True, reset_after=True, dtype="float32",
                  device="auto", seed=None):
@@ -171,17 +197,20 @@ class GRUCell(Module):
 
     def forward(self, x, h=None, check_finite=False):
         """x: (B, I) or unbatched (I,); h: (B, H) / (H,) or None (zeros). Returns h' like h."""
-        x_step, batched = validation.check_step(x, self.input_size, self.dtype, check_finite)
+        device = self.device
+        host_io = not dispatch.is_cuda_array(x)
+        x_step, batched = dispatch.step_input(x, self.input_size, self.dtype, check_finite, device)
         B = x_step.shape[1]
-        h = validation.check_state("h", h, (B, self.hidden_size) if batched else (self.hidden_size,),
-                                   self.dtype, check_finite)
+        h = dispatch.state_input("h", h, (B, self.hidden_size) if batched else (self.hidden_size,),
+                                 self.dtype, check_finite, device)
         p = self._params
+        ones = np.ones(B, np.int64)
         _, h_next, cache = forward_layer(
             x_step, p["weight_ih"], p["weight_hh"], p.get("bias_ih"), p.get("bias_hh"),
-            None if h is None else h.reshape(B, -1), np.ones(B, np.int64), reset_after=self.reset_after,
-            training=True, device=self.device)
+            None if h is None else h.reshape(B, self.hidden_size), ones, reset_after=self.reset_after,
+            training=True, device=device)
         self._cache = (cache, batched)
-        return h_next if batched else h_next[0]
+        return dispatch.to_user(h_next if batched else h_next.reshape(self.hidden_size), host_io)
 
     def backward(self, dh_next):
         """Gradient with respect to the returned h'. Returns (dx, dh); adds into ``self.grads``."""
@@ -189,12 +218,16 @@ class GRUCell(Module):
             raise RuntimeError("backward needs a forward first: call cell(x, h) before cell.backward(dh)")
         cache, batched = self._cache
         _, B, H = cache.shape
-        dh_next = validation.check_grad_output("dh_next", dh_next, (B, H) if batched else (H,), self.dtype)
+        ops = dispatch.array_ops(self.device)
+        host_io = not dispatch.is_cuda_array(dh_next)
+        dh_next = dispatch.grad_input("dh_next", dh_next, (B, H) if batched else (H,), self.dtype, self.device)
         dx, dh, dweights = backward_layer(cache, None, dh_next.reshape(B, H))
         for name, grad in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), dweights):
             if grad is not None:
-                self.grads[name] += grad
-        return (dx[0], dh) if batched else (dx[0, 0], dh[0])
+                ops.add_(self.grads[name], grad)
+        I = dx.shape[2]
+        dx, dh = (dx.reshape(B, I), dh) if batched else (dx.reshape(I), dh.reshape(H))
+        return dispatch.to_user(dx, host_io), dispatch.to_user(dh, host_io)
 
     def __repr__(self):
         return (f"GRUCell({self.input_size}, {self.hidden_size}, bias={self.bias}, "

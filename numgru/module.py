@@ -2,39 +2,73 @@
 import numpy as np
 
 from . import validation
-from .dispatch import resolve_device
+from .dispatch import array_ops, resolve_device
 
 
 class Module:
     """Parameters live in ``self._params`` (name -> array, PyTorch's names and
     layouts); ``self.grads`` has the same keys and shapes and is accumulated
-    into by ``backward``."""
+    into by ``backward``.
+
+    Both live on ``self.device``: NumPy arrays on the CPU, Numba device arrays
+    on "cuda". ``devices`` lists the devices a subclass's forward and backward
+    implement ("auto" picks among them; the others are refused).
+    """
+
+    devices = ("cpu",)
 
     def __init__(self, dtype, device, seed):
         self.dtype = validation.check_dtype(dtype)
-        self.device = resolve_device(device)
+        self.device = resolve_device(device, self.devices, type(self).__name__)
         self.training = True
         self._rng = np.random.default_rng(seed)
         self._params = {}
         self.grads = {}
 
     def _add_parameter(self, name, shape, bound):
-        """A parameter drawn from U(-bound, bound), as PyTorch initialises GRU and Linear."""
+        """A parameter drawn from U(-bound, bound), as PyTorch initialises GRU and Linear.
+
+        Drawn on the host whatever the device, so a seed gives the same numbers everywhere.
+        """
         value = self._rng.uniform(-bound, bound, size=shape).astype(self.dtype)
-        self._params[name] = value
-        self.grads[name] = np.zeros_like(value)
+        ops = array_ops(self.device)
+        self._params[name] = ops.asarray(value, self.dtype)
+        self.grads[name] = ops.zeros(value.shape, self.dtype)
 
     def parameters(self):
         """name -> the live parameter arrays (an optimiser updates these in place)."""
         return self._params
 
     def zero_grad(self):
+        ops = array_ops(self.device)
         for grad in self.grads.values():
-            grad.fill(0)
+            ops.fill(grad, 0)
 
     def state_dict(self):
-        """name -> a copy of each parameter, in PyTorch's names and layouts."""
-        return {name: value.copy() for name, value in self._params.items()}
+        """name -> a host (NumPy) copy of each parameter, in PyTorch's names and layouts."""
+        if self.device == "cpu":
+            return {name: value.copy() for name, value in self._params.items()}
+        to_host = array_ops(self.device).to_host
+        return {name: to_host(value) for name, value in self._params.items()}
+
+    def to(self, device):
+        """Move the parameters and gradients to ``device`` ('cpu', 'cuda' or 'auto'); returns self.
+
+        The arrays are replaced by copies on the new device (references taken from
+        ``parameters()`` before the move keep the old ones), and the cache of the
+        last forward is dropped: run a forward before the next backward.
+        """
+        device = resolve_device(device, self.devices, type(self).__name__)
+        if device == self.device:
+            return self
+        source, target = array_ops(self.device), array_ops(device)
+        for store in (self._params, self.grads):
+            for name, value in store.items():
+                store[name] = target.asarray(source.to_host(value), self.dtype)
+        self.device = device
+        if hasattr(self, "_cache"):
+            self._cache = None
+        return self
 
     def load_state_dict(self, state_dict):
         """Copy parameters in from a mapping (NumPy arrays, torch tensors, any array-like).
@@ -55,7 +89,11 @@ class Module:
                 raise ValueError(f"state_dict[{name!r}] must have shape {target.shape}, got {value.shape}")
             arrays[name] = value
         for name, value in arrays.items():
-            self._params[name][...] = value      # in place: optimisers keep valid references
+            target = self._params[name]
+            if self.device == "cpu":
+                target[...] = value              # in place: optimisers keep valid references
+            else:
+                target.copy_to_device(np.ascontiguousarray(value))
 
     def train(self, mode=True):
         self.training = bool(mode)

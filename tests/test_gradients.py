@@ -23,7 +23,7 @@ def layer_weights(rng, bias=True):
 @pytest.mark.parametrize("lengths", [None, UNSORTED])
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_functional_matches_reference(reset_after, reverse, lengths, bias, dtype):
+def test_functional_matches_reference(reset_after, reverse, lengths, bias, dtype, device):
     rng = np.random.default_rng(0)
     weights = layer_weights(rng, bias)
     x = rng.standard_normal((T, B, I))
@@ -32,7 +32,7 @@ def test_functional_matches_reference(reset_after, reverse, lengths, bias, dtype
     dhn = rng.standard_normal((B, H))
     cast = tuple(None if w is None else w.astype(dtype) for w in weights)
     out, hn, cache = numgru.gru_forward(x, cast, h0, lengths=lengths, reset_after=reset_after,
-                                        reverse=reverse, training=True)
+                                        reverse=reverse, training=True, device=device)
     dx, dh0, dweights = numgru.gru_backward(cache, dout, dhn)
 
     r_out, r_hn, r_cache = gru_layer_forward(x, *weights, h0, lengths=lengths, reverse=reverse,
@@ -51,7 +51,7 @@ def test_functional_matches_reference(reset_after, reverse, lengths, bias, dtype
 
 @pytest.mark.parametrize("reset_after", [True, False])
 @pytest.mark.parametrize("reverse", [False, True])
-def test_functional_matches_finite_differences(reset_after, reverse):
+def test_functional_matches_finite_differences(reset_after, reverse, device):
     rng = np.random.default_rng(1)
     w_ih, w_hh, b_ih, b_hh = layer_weights(rng)
     x = rng.standard_normal((T, B, I))
@@ -61,11 +61,11 @@ def test_functional_matches_finite_differences(reset_after, reverse):
 
     def loss():
         out, hn, _ = numgru.gru_forward(x, (w_ih, w_hh, b_ih, b_hh), h0, lengths=UNSORTED,
-                                        reset_after=reset_after, reverse=reverse)
+                                        reset_after=reset_after, reverse=reverse, device=device)
         return float((out * R1).sum() + (hn * R2).sum())
 
     _, _, cache = numgru.gru_forward(x, (w_ih, w_hh, b_ih, b_hh), h0, lengths=UNSORTED,
-                                     reset_after=reset_after, reverse=reverse, training=True)
+                                     reset_after=reset_after, reverse=reverse, training=True, device=device)
     dx, dh0, (dw_ih, dw_hh, db_ih, db_hh) = numgru.gru_backward(cache, R1, R2)
     for analytic, arr in ((dx, x), (dh0, h0), (dw_ih, w_ih), (dw_hh, w_hh), (db_ih, b_ih), (db_hh, b_hh)):
         assert rel_err(analytic, numerical_grad(loss, arr)) < 1e-7
@@ -99,9 +99,9 @@ def test_stack_matches_finite_differences(reset_after):
         assert rel_err(gru.grads[name], numerical_grad(loss, param)) < 1e-7, name
 
 
-def test_padded_positions_get_exactly_zero():
+def test_padded_positions_get_exactly_zero(device):
     rng = np.random.default_rng(3)
-    gru = numgru.GRU(I, H, bidirectional=True, dtype="float64", seed=1)
+    gru = numgru.GRU(I, H, bidirectional=True, dtype="float64", seed=1, device=device)
     x = rng.standard_normal((T, B, I))
     out, _ = gru(x, lengths=UNSORTED)
     dx, _ = gru.backward(rng.standard_normal(out.shape))

@@ -48,10 +48,10 @@ GRID = list(itertools.product([1, 2, 3], [False, True], [False, True], [True, Fa
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("layers,bidirectional,batch_first,bias,with_h0,lengths", GRID)
-def test_gru_matches_torch(dtype, layers, bidirectional, batch_first, bias, with_h0, lengths):
+def test_gru_matches_torch(dtype, layers, bidirectional, batch_first, bias, with_h0, lengths, device):
     rng = np.random.default_rng(layers * 100 + bidirectional * 10 + batch_first)
     gru = numgru.GRU(I, H, num_layers=layers, bias=bias, batch_first=batch_first,
-                     bidirectional=bidirectional, dtype=dtype, seed=7)
+                     bidirectional=bidirectional, dtype=dtype, seed=7, device=device)
     ref = torch_gru_like(gru)
     D = 2 if bidirectional else 1
     x = rng.standard_normal((B, T, I) if batch_first else (T, B, I))
@@ -78,10 +78,10 @@ def test_gru_matches_torch(dtype, layers, bidirectional, batch_first, bias, with
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("bidirectional", [False, True])
-def test_dh0_without_h0_is_gradient_at_zero_state(dtype, bidirectional):
+def test_dh0_without_h0_is_gradient_at_zero_state(dtype, bidirectional, device):
     """With no h0, dh0 is still returned: the gradient at the zero initial state."""
     rng = np.random.default_rng(1)
-    gru = numgru.GRU(I, H, num_layers=2, bidirectional=bidirectional, dtype=dtype, seed=3)
+    gru = numgru.GRU(I, H, num_layers=2, bidirectional=bidirectional, dtype=dtype, seed=3, device=device)
     ref = torch_gru_like(gru)
     D = 2 if bidirectional else 1
     x = rng.standard_normal((T, B, I))
@@ -95,9 +95,9 @@ def test_dh0_without_h0_is_gradient_at_zero_state(dtype, bidirectional):
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("case", ["T=1", "unbatched", "unbatched_h0", "B=1"])
-def test_edge_shapes_match_torch(dtype, case):
+def test_edge_shapes_match_torch(dtype, case, device):
     rng = np.random.default_rng(2)
-    gru = numgru.GRU(I, H, num_layers=2, bidirectional=True, dtype=dtype, seed=5)
+    gru = numgru.GRU(I, H, num_layers=2, bidirectional=True, dtype=dtype, seed=5, device=device)
     ref = torch_gru_like(gru)
     shape = {"T=1": (1, B, I), "unbatched": (T, I), "unbatched_h0": (T, I), "B=1": (T, 1, I)}[case]
     x = rng.standard_normal(shape)
@@ -121,9 +121,9 @@ def test_edge_shapes_match_torch(dtype, case):
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("batched", [True, False])
-def test_gru_cell_matches_torch(dtype, bias, batched):
+def test_gru_cell_matches_torch(dtype, bias, batched, device):
     rng = np.random.default_rng(3)
-    cell = numgru.GRUCell(I, H, bias=bias, dtype=dtype, seed=11)
+    cell = numgru.GRUCell(I, H, bias=bias, dtype=dtype, seed=11, device=device)
     ref = torch.nn.GRUCell(I, H, bias=bias, dtype=torch.float64)
     ref.load_state_dict({k: torch.from_numpy(v.astype(np.float64)) for k, v in cell.state_dict().items()})
     batch = (B,) if batched else ()
@@ -145,9 +145,9 @@ def test_gru_cell_matches_torch(dtype, bias, batched):
         assert rel_err(cell.grads[name], p.grad.numpy()) < tol, name
 
 
-def test_torch_state_dict_loads_as_is():
+def test_torch_state_dict_loads_as_is(device):
     ref = torch.nn.GRU(I, H, num_layers=2, bidirectional=True)
-    gru = numgru.GRU(I, H, num_layers=2, bidirectional=True)
+    gru = numgru.GRU(I, H, num_layers=2, bidirectional=True, device=device)
     gru.load_state_dict(ref.state_dict())          # float32 tensors, some requiring grad
     for name, value in ref.state_dict().items():
         np.testing.assert_array_equal(gru.parameters()[name], value.numpy())

@@ -13,8 +13,8 @@ def make(dtype="float64", **kw):
     return numgru.GRU(I, H, num_layers=2, bidirectional=True, dtype=dtype, seed=0, **kw)
 
 
-def test_nan_propagates_and_stays_in_its_sequence():
-    gru = make()
+def test_nan_propagates_and_stays_in_its_sequence(device):
+    gru = make(device=device)
     x = np.random.default_rng(0).standard_normal((T, B, I))
     x[2, 1, 0] = np.nan
     out, hn = gru(x)
@@ -28,8 +28,8 @@ def test_nan_propagates_and_stays_in_its_sequence():
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("reset_after", [True, False])
-def test_huge_pre_activations_saturate_without_nan(dtype, reset_after):
-    gru = numgru.GRU(I, H, reset_after=reset_after, dtype=dtype, seed=0)
+def test_huge_pre_activations_saturate_without_nan(dtype, reset_after, device):
+    gru = numgru.GRU(I, H, reset_after=reset_after, dtype=dtype, seed=0, device=device)
     x = np.random.default_rng(1).choice([-1.0, 1.0], (T, B, I)) * 1e30
     x[0, 0, 0] = np.inf
     out, hn = gru(x)
@@ -38,9 +38,9 @@ def test_huge_pre_activations_saturate_without_nan(dtype, reset_after):
     assert not np.isnan(dx).any() and not np.isnan(dh0).any()
 
 
-def test_inputs_are_never_written_to():
+def test_inputs_are_never_written_to(device):
     rng = np.random.default_rng(2)
-    gru = make()
+    gru = make(device=device)
     x, h0 = rng.standard_normal((T, B, I)), rng.standard_normal((4, B, H))
     dout, dhn = rng.standard_normal((T, B, 2 * H)), rng.standard_normal((4, B, H))
     lengths = np.array([3, 6, 1])
@@ -55,9 +55,9 @@ def test_inputs_are_never_written_to():
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_memory_layouts_give_identical_results(dtype):
+def test_memory_layouts_give_identical_results(dtype, device):
     rng = np.random.default_rng(3)
-    gru = make(dtype)
+    gru = make(dtype, device=device)
     x = rng.standard_normal((T, B, I)).astype(dtype)
     dout = rng.standard_normal((T, B, 2 * H)).astype(dtype)
     out, hn = gru(x)
@@ -76,13 +76,13 @@ def test_memory_layouts_give_identical_results(dtype):
             np.testing.assert_array_equal(got, want, err_msg=name)
 
 
-def test_same_inputs_same_bits():
+def test_same_inputs_same_bits(device):
     rng = np.random.default_rng(4)
     x = rng.standard_normal((T, B, I)).astype(np.float32)
     dout = rng.standard_normal((T, B, 2 * H)).astype(np.float32)
     results = []
     for _ in range(3):
-        gru = make("float32")
+        gru = make("float32", device=device)
         out, hn = gru(x, lengths=[2, 6, 5])
         dx, dh0 = gru.backward(dout)
         results.append((out, hn, dx, dh0, *gru.grads.values()))
@@ -105,14 +105,14 @@ def test_thread_count_changes_rounding_only():
     np.testing.assert_allclose(out1, out2, rtol=1e-12, atol=1e-14)
 
 
-def test_dropout_only_in_training_and_seeded():
+def test_dropout_only_in_training_and_seeded(device):
     rng = np.random.default_rng(6)
     x = rng.standard_normal((T, B, I))
-    a, b = make(dropout=0.5), make(dropout=0.5)
+    a, b = make(dropout=0.5, device=device), make(dropout=0.5, device=device)
     out_a, _ = a(x)
     out_b, _ = b(x)
     np.testing.assert_array_equal(out_a, out_b)                # same seed, same masks
-    plain = make()
+    plain = make(device=device)
     out_eval, _ = a.eval()(x)
     np.testing.assert_array_equal(out_eval, plain(x)[0])      # eval: no dropout
     assert not np.allclose(out_a, out_eval)
@@ -120,9 +120,9 @@ def test_dropout_only_in_training_and_seeded():
     assert not np.array_equal(out_a, out_again)                # a fresh mask each call
 
 
-def test_dropout_mask_scales_kept_units():
+def test_dropout_mask_scales_kept_units(device):
     """Layer 0's output is dropped with probability p and the survivors are scaled by 1/(1-p)."""
-    gru = make(dropout=0.4)
+    gru = make(dropout=0.4, device=device)
     gru(np.random.default_rng(7).standard_normal((50, 8, I)))
     mask = gru._cache["masks"][0]
     assert set(np.unique(mask)) <= {0.0, 1 / 0.6}
@@ -160,33 +160,63 @@ def test_state_dict_copies_and_parameters_are_live():
     assert set(gru.grads) == set(names)
 
 
-def test_no_bias_has_no_bias_parameters():
-    gru = numgru.GRU(I, H, bias=False)
+def test_no_bias_has_no_bias_parameters(device):
+    gru = numgru.GRU(I, H, bias=False, device=device)
     assert list(gru.state_dict()) == ["weight_ih_l0", "weight_hh_l0"]
-    cell = numgru.GRUCell(I, H, bias=False)
+    cell = numgru.GRUCell(I, H, bias=False, device=device)
     assert list(cell.state_dict()) == ["weight_ih", "weight_hh"]
 
 
-def test_functional_inference_keeps_no_cache():
+def test_functional_inference_keeps_no_cache(device):
     rng = np.random.default_rng(8)
     w = (rng.standard_normal((3 * H, I)), rng.standard_normal((3 * H, H)), None, None)
     x = rng.standard_normal((T, B, I))
-    out, hn, cache = numgru.gru_forward(x, w)
+    out, hn, cache = numgru.gru_forward(x, w, device=device)
     assert cache is None
-    out_t, hn_t, cache_t = numgru.gru_forward(x, w, training=True)
+    out_t, hn_t, cache_t = numgru.gru_forward(x, w, training=True, device=device)
     np.testing.assert_array_equal(out, out_t)
     np.testing.assert_array_equal(hn, hn_t)
     assert cache_t is not None
 
 
-def test_cell_step_equals_sequence_step():
+def test_cell_step_equals_sequence_step(device):
     rng = np.random.default_rng(9)
-    gru = numgru.GRU(I, H, dtype="float64", seed=1)
-    cell = numgru.GRUCell(I, H, dtype="float64")
+    gru = numgru.GRU(I, H, dtype="float64", seed=1, device=device)
+    cell = numgru.GRUCell(I, H, dtype="float64", device=device)
     cell.load_state_dict({k[:-3]: v for k, v in gru.state_dict().items()})
     x = rng.standard_normal((T, B, I))
     out, _ = gru(x)
     h = np.zeros((B, H))
     for t in range(T):
         h = cell(x[t], h)
-        np.testing.assert_allclose(h, out[t], rtol=1e-13)
+        np.testing.assert_allclose(h, out[t], rtol=1e-12, atol=1e-15)  # blocking changes rounding only
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_serial_and_parallel_builds_agree(monkeypatch, dtype, reset_after):
+    """Small problems run the serial build of the CPU kernels, large ones the parallel
+    build: the same numbers up to rounding, and the serial path really is taken."""
+    import numgru.config
+    from numgru import dispatch
+    from reference import rel_err
+
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((T, B, I))
+    dout = rng.standard_normal((T, B, 2 * H))
+    lengths = [2, 6, 5]
+
+    def run():
+        gru = numgru.GRU(I, H, num_layers=2, bidirectional=True, reset_after=reset_after, dtype=dtype, seed=0)
+        out, hn = gru(x, lengths=lengths)
+        dx, dh0 = gru.backward(dout)
+        return (out, hn, dx, dh0, *gru.grads.values())
+
+    parallel = run()
+    monkeypatch.setattr(numgru.config, "PARALLEL_MIN_STEP_WORK", 1 << 62)
+    with dispatch.cpu_threads(B * 3 * H * H) as blocks:
+        assert blocks == 1
+    serial = run()
+    tol = 1e-12 if dtype == "float64" else 1e-6
+    for a, b in zip(serial, parallel):
+        assert rel_err(a, b) < tol
