@@ -6,9 +6,15 @@
     >>> out.shape, hn.shape
     ((5, 2, 8), (1, 2, 8))
 """
-from .dispatch import gru_backward, gru_forward
-from .gru import GRU, GRUCell
-
 __version__ = "0.1.0"
 
-__all__ = ["GRU", "GRUCell", "gru_forward", "gru_backward", "__version__"]
+from .dispatch import gru_backward, gru_forward
+from .gru import GRU, GRUCell
+from .linear import Linear
+from .models import GRUModel
+from . import losses, optim, tasks
+from .training import History, evaluate, fit, predict
+from .serialization import ModelFileError, load, save
+
+__all__ = ["GRU", "GRUCell", "gru_forward", "gru_backward", "Linear", "GRUModel", "losses", "optim", "tasks",
+           "fit", "evaluate", "predict", "History", "save", "load", "ModelFileError", "__version__"]

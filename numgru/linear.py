@@ -2,6 +2,7 @@
 import numpy as np
 
 from . import validation
+from .dispatch import one_blas_thread
 from .module import Module
 
 
@@ -35,7 +36,8 @@ class Linear(Module):
         """x: (..., in_features) -> (..., out_features). Keeps x for ``backward``."""
         x = validation.check_features("x", x, self.in_features, self.dtype, check_finite)
         flat = x.reshape(-1, self.in_features)
-        y = flat @ self._params["weight"].T
+        with one_blas_thread():
+            y = flat @ self._params["weight"].T
         if self.bias:
             y += self._params["bias"]
         self._cache = x
@@ -49,10 +51,12 @@ class Linear(Module):
         dy = validation.check_grad_output("dy", dy, x.shape[:-1] + (self.out_features,), self.dtype)
         flat_dy = dy.reshape(-1, self.out_features)
         flat_x = x.reshape(-1, self.in_features)
-        self.grads["weight"] += flat_dy.T @ flat_x
+        with one_blas_thread():
+            self.grads["weight"] += flat_dy.T @ flat_x
+            dx = flat_dy @ self._params["weight"]
         if self.bias:
             self.grads["bias"] += flat_dy.sum(axis=0)
-        return (flat_dy @ self._params["weight"]).reshape(x.shape)
+        return dx.reshape(x.shape)
 
     def config(self):
         """The constructor arguments that rebuild this layer (used by ``numgru.save``)."""

@@ -34,8 +34,9 @@ class Optimizer:
             for name, value in module.parameters().items():
                 owner = seen.get(id(value))
                 if owner is not None:
-                    raise ValueError(f"parameter {name!r} of modules[{i}] ({type(module).__name__}) is the same array "
-                                     f"as {owner}: pass each module once (a model already holds its layers' parameters)")
+                    raise ValueError(f"parameter {name!r} of modules[{i}] ({type(module).__name__}) is the same "
+                                     f"array as {owner}: pass each module once (a model already holds its "
+                                     "layers' parameters)")
                 seen[id(value)] = f"parameter {name!r} of modules[{i}]"
                 self._keys.append((i, name))
         self.state = {key: {} for key in self._keys}

@@ -39,9 +39,13 @@ def check_dropout(dropout):
 
 
 def _to_numpy(name, value):
-    """NumPy view of an array-like; torch tensors are detached and brought to the host."""
+    """NumPy view of an array-like; torch tensors are detached and CUDA arrays brought to the host."""
     if hasattr(value, "detach") and hasattr(value, "cpu"):   # torch.Tensor, without importing torch
         value = value.detach().cpu().numpy()
+    elif getattr(value, "__cuda_ndarray__", False):          # a Numba device array
+        value = value.copy_to_host()
+    elif hasattr(value, "get") and cuda_array_info(value) is not None:   # CuPy
+        value = value.get()
     try:
         return np.asarray(value)
     except Exception as err:  # ragged lists, objects NumPy cannot read
@@ -56,16 +60,46 @@ def as_float_array(name, value, dtype, check_finite=False):
     share its memory, so treat it as read-only.
     """
     arr = _to_numpy(name, value)
-    if arr.dtype.kind != "f":
-        raise TypeError(f"{name} must be an array of float32 or float64, got dtype {arr.dtype.name}"
-                        " (cast it explicitly; numgru never casts integers, bools or complex silently)")
-    if arr.dtype == np.float16 or arr.dtype.itemsize > 8:
-        raise TypeError(f"{name} has dtype {arr.dtype.name}: numgru computes in float32 or float64;"
-                        " convert it with .astype(np.float32)")
+    check_float_dtype(name, arr.dtype)
     arr = arr.astype(dtype, copy=False)
     if check_finite and not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains NaN or inf (check_finite=True)")
+        raise_not_finite(name)
     return arr
+
+
+def check_float_dtype(name, dtype):
+    """The dtype rule of every float input: float32 or float64, never silently cast from anything else."""
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        raise TypeError(f"{name} must be an array of float32 or float64, got dtype {dtype.name}"
+                        " (cast it explicitly; numgru never casts integers, bools or complex silently)")
+    if dtype == np.float16 or dtype.itemsize > 8:
+        raise TypeError(f"{name} has dtype {dtype.name}: numgru computes in float32 or float64;"
+                        " convert it with .astype(np.float32)")
+    return dtype
+
+
+def raise_not_finite(name):
+    raise ValueError(f"{name} contains NaN or inf (check_finite=True)")
+
+
+def cuda_array_info(value):
+    """(shape, dtype) of a CUDA array, read from its metadata without touching its data; None otherwise.
+
+    A CUDA array is a Numba device array or any object with
+    ``__cuda_array_interface__`` (CuPy arrays, PyTorch CUDA tensors).
+    """
+    if getattr(value, "__cuda_ndarray__", False):
+        return tuple(value.shape), np.dtype(value.dtype)
+    try:
+        interface = value.__cuda_array_interface__
+    except AttributeError:
+        return None
+    except Exception:          # PyTorch refuses the interface on tensors that require grad
+        if not hasattr(value, "detach"):
+            return None
+        interface = value.detach().__cuda_array_interface__
+    return tuple(interface["shape"]), np.dtype(interface["typestr"])
 
 
 def check_sequence(x, input_size, batch_first, dtype, check_finite=False, name="x"):
@@ -74,37 +108,47 @@ def check_sequence(x, input_size, batch_first, dtype, check_finite=False, name="
     ``x`` is (T, B, I), (B, T, I) with ``batch_first``, or unbatched (T, I).
     """
     arr = as_float_array(name, x, dtype, check_finite)
-    if arr.ndim == 2:
-        batched = False
+    batched = sequence_layout(name, arr.shape, input_size, batch_first)
+    if not batched:
         arr = arr[:, None, :]
-    elif arr.ndim == 3:
-        batched = True
-        if batch_first:
-            arr = arr.transpose(1, 0, 2)
-    else:
+    elif batch_first:
+        arr = arr.transpose(1, 0, 2)
+    return arr, batched
+
+
+def sequence_layout(name, shape, input_size, batch_first):
+    """The shape rule of ``check_sequence`` -> whether ``shape`` is batched."""
+    shape = tuple(shape)
+    if len(shape) not in (2, 3):
         layout = "(B, T, input_size)" if batch_first else "(T, B, input_size)"
         raise ValueError(f"{name} must be 3-D {layout} or unbatched 2-D (T, input_size), "
-                         f"got shape {arr.shape}")
-    T, B, I = arr.shape
-    if I != input_size:
+                         f"got shape {shape}")
+    if shape[-1] != input_size:
         raise ValueError(f"{name} must have input_size={input_size} features in its last dimension, "
-                         f"got shape {np.shape(x)}")
-    if T == 0 or B == 0:
-        raise ValueError(f"{name} must have at least one time step and one sequence, got shape {np.shape(x)}")
-    return arr, batched
+                         f"got shape {shape}")
+    if 0 in shape[:-1]:
+        raise ValueError(f"{name} must have at least one time step and one sequence, got shape {shape}")
+    return len(shape) == 3
 
 
 def check_step(x, input_size, dtype, check_finite=False, name="x"):
     """Input of a cell step -> (x as a length-1 sequence (1, B, I), batched); x is (B, I) or (I,)."""
     arr = as_float_array(name, x, dtype, check_finite)
-    if arr.ndim not in (1, 2):
-        raise ValueError(f"{name} must be 2-D (B, input_size) or unbatched 1-D (input_size,), got shape {arr.shape}")
-    if arr.shape[-1] != input_size:
+    batched = step_layout(name, arr.shape, input_size)
+    return arr.reshape(1, -1, input_size), batched
+
+
+def step_layout(name, shape, input_size):
+    """The shape rule of ``check_step`` -> whether ``shape`` is batched."""
+    shape = tuple(shape)
+    if len(shape) not in (1, 2):
+        raise ValueError(f"{name} must be 2-D (B, input_size) or unbatched 1-D (input_size,), got shape {shape}")
+    if shape[-1] != input_size:
         raise ValueError(f"{name} must have input_size={input_size} features in its last dimension, "
-                         f"got shape {arr.shape}")
-    if arr.ndim == 2 and arr.shape[0] == 0:
-        raise ValueError(f"{name} must hold at least one sequence, got shape {arr.shape}")
-    return arr.reshape(1, -1, input_size), arr.ndim == 2
+                         f"got shape {shape}")
+    if len(shape) == 2 and shape[0] == 0:
+        raise ValueError(f"{name} must hold at least one sequence, got shape {shape}")
+    return len(shape) == 2
 
 
 def check_state(name, h, expected_shape, dtype, check_finite=False):
@@ -112,9 +156,13 @@ def check_state(name, h, expected_shape, dtype, check_finite=False):
     if h is None:
         return None
     arr = as_float_array(name, h, dtype, check_finite)
-    if arr.shape != tuple(expected_shape):
-        raise ValueError(f"{name} must have shape {tuple(expected_shape)}, got {arr.shape}")
+    check_state_shape(name, arr.shape, expected_shape)
     return arr
+
+
+def check_state_shape(name, shape, expected_shape):
+    if tuple(shape) != tuple(expected_shape):
+        raise ValueError(f"{name} must have shape {tuple(expected_shape)}, got {tuple(shape)}")
 
 
 def check_lengths(lengths, batch, steps):
@@ -137,10 +185,14 @@ def check_lengths(lengths, batch, steps):
 def check_grad_output(name, dout, expected_shape, dtype):
     """dout/dhn of a backward: the exact shape of the forward's output."""
     arr = as_float_array(name, dout, dtype)
-    if arr.shape != tuple(expected_shape):
-        raise ValueError(f"{name} must have the shape of the forward's output {tuple(expected_shape)}, "
-                         f"got {arr.shape}")
+    check_grad_shape(name, arr.shape, expected_shape)
     return arr
+
+
+def check_grad_shape(name, shape, expected_shape):
+    if tuple(shape) != tuple(expected_shape):
+        raise ValueError(f"{name} must have the shape of the forward's output {tuple(expected_shape)}, "
+                         f"got {tuple(shape)}")
 
 
 
@@ -242,6 +294,11 @@ def check_modules(modules):
         if set(params) != set(module.grads):
             raise ValueError(f"modules[{i}] ({type(module).__name__}): .grads keys {sorted(module.grads)} "
                              f"do not match .parameters() keys {sorted(params)}")
+        for name, value in params.items():
+            if not isinstance(value, np.ndarray) or not isinstance(module.grads[name], np.ndarray):
+                raise TypeError(f"modules[{i}] ({type(module).__name__}) parameter {name!r} is a "
+                                f"{type(value).__name__} (device={getattr(module, 'device', '?')!r}); optimisers and "
+                                "clipping update NumPy arrays: move the module with .to('cpu')")
     return modules
 
 

@@ -1,0 +1,382 @@
+"""The command line: ``python -m numgru train | predict | info | bench`` (also installed as ``numgru``).
+
+    python -m numgru train                      # adding problem T=50, a few minutes at most on 2 cores
+    python -m numgru train --task sunspots --epochs 100 --out runs/
+    python -m numgru predict numgru-out/adding.npz numgru-out/adding-inputs.npy
+    python -m numgru info
+    python -m numgru bench --quick --chart bench.png
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+from . import bench
+
+EXIT_USAGE = 2
+
+
+class CLIError(Exception):
+    """An error the user can fix: printed as one line, exit status 2."""
+
+
+def _task_value(text):
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _parse_task_args(items):
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise CLIError(f"--task-arg takes KEY=VALUE (for example T=100), got {item!r}")
+        out[key.replace("-", "_")] = _task_value(value)
+    return out
+
+
+def build_parser():
+    from . import tasks
+    parser = argparse.ArgumentParser(prog="python -m numgru",
+                                     description="numgru: GRU training and inference on NumPy arrays.")
+    sub = parser.add_subparsers(dest="command", metavar="{train,predict,info,bench}")
+    sub.required = True
+
+    train = sub.add_parser("train", help="train a GRU on a built-in task, report the test metric, save model and plot",
+                           description="Train GRU + Linear on a built-in task (no downloads). Unset options take "
+                                       "the task's recipe (see numgru.tasks). Writes the model (.npz), a PNG plot, "
+                                       "the history (.json) and a few test inputs (.npy) to --out.")
+    train.add_argument("--task", default="adding", choices=list(tasks.TASKS), help="the task (default: adding, T=50)")
+    train.add_argument("--epochs", type=int, help="maximum number of epochs")
+    train.add_argument("--hidden", type=int, help="hidden units per layer")
+    train.add_argument("--layers", type=int, help="number of stacked GRU layers")
+    train.add_argument("--lr", type=float, help="Adam learning rate")
+    train.add_argument("--batch", type=int, help="mini-batch size")
+    train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to run (default: auto)")
+    train.add_argument("--seed", type=int, default=0, help="seed of the data, the initial weights and the shuffling")
+    train.add_argument("--out", default="numgru-out", help="output directory (default: ./numgru-out)")
+    train.add_argument("--patience", type=int, help="stop after this many epochs without improvement")
+    train.add_argument("--clip", type=float, help="clip the global gradient norm to this (0: off)")
+    train.add_argument("--dtype", default="float32", choices=["float32", "float64"], help="compute precision")
+    train.add_argument("--task-arg", action="append", metavar="KEY=VALUE",
+                       help="a task generator argument, e.g. --task-arg T=100 (repeatable)")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    for size in ("n-train", "n-val", "n-test"):    # hidden: small budgets for tests and smoke runs
+        train.add_argument(f"--{size}", type=int, help=argparse.SUPPRESS)
+
+    predict = sub.add_parser("predict", help="run a saved model on a .npy file",
+                             description="Run a model saved by `train` (or numgru.save) on the sequences in a .npy "
+                                         "file: (B, T, input_size), or (B, T) when input_size is 1, or one "
+                                         "sequence (T, input_size). Values are in the task's own units: a "
+                                         "standardised series is scaled in and out as in training.")
+    predict.add_argument("model", help="model file (.npz) written by train or numgru.save")
+    predict.add_argument("inputs", help="input sequences (.npy)")
+    predict.add_argument("--lengths", help="sequence lengths (.npy of integers, one per sequence)")
+    predict.add_argument("--out", help="write the predictions to this .npy file")
+    predict.add_argument("--raw", action="store_true", help="classification: write the logits, not the labels")
+    predict.add_argument("--batch", type=int, default=1024, help="sequences per forward pass (default 1024)")
+    predict.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+
+    sub.add_parser("info", help="versions, threads, threading layer and which devices work")
+    bench_parser = sub.add_parser("bench", help="numgru vs PyTorch side by side: ratios, GFLOP/s, optional PNG chart")
+    bench.add_arguments(bench_parser)
+    return parser
+
+
+# ------------------------------------------------------------------------------------------- train
+
+def _load_task(args):
+    from . import tasks
+    kwargs = _parse_task_args(args.task_arg)
+    sizes = tasks.size_arguments(args.task)
+    for flag, name in (("n_train", "n_train"), ("n_val", "n_val"), ("n_test", "n_test")):
+        value = getattr(args, flag)
+        if value is None:
+            continue
+        if name not in sizes:
+            if name == "n_train" and "n_points" in sizes:   # a generated series: scale its length instead
+                kwargs["n_points"] = max(value * 10 // 7, 200)
+                continue
+            raise CLIError(f"--{flag.replace('_', '-')} does not apply to task {args.task!r} (it has a fixed size)")
+        kwargs[name] = value
+    import inspect
+    if "seed" in inspect.signature(tasks.TASKS[args.task]).parameters and "seed" not in kwargs:
+        kwargs["seed"] = args.seed
+    try:
+        return tasks.load(args.task, **kwargs)
+    except TypeError as err:
+        raise CLIError(f"task {args.task!r}: {err}") from None
+
+
+def _format_metric(value):
+    return f"{value:.4g}" if value is None or abs(value) >= 1e-3 or value == 0 else f"{value:.3e}"
+
+
+def _verdict(task, value):
+    if task.mode == "min":
+        if value < task.baseline:
+            ratio = task.baseline / value if value > 0 else float("inf")
+            return f"{ratio:.0f}x lower than the baseline" if ratio >= 10 else f"{ratio:.2f}x lower than the baseline"
+        return "does NOT beat the baseline"
+    return "beats the baseline" if value > task.baseline else "does NOT beat the baseline"
+
+
+def _raw_inputs(task, count=16):
+    """A few test inputs in the task's own units (what `predict` expects)."""
+    x = task.x_test[:count]
+    if task.scaling is not None:
+        x = x * task.scaling["std"] + task.scaling["mean"]
+    return x.astype(np.float32)
+
+
+def cmd_train(args, out=None):
+    out = sys.stdout if out is None else out
+    from . import __version__
+    from .models import GRUModel
+    from .optim import Adam
+    from .serialization import save
+    from .training import evaluate, fit, predict
+
+    task = _load_task(args)
+    recipe = dict(task.recipe)
+    for key in ("epochs", "hidden", "layers", "lr", "batch", "patience", "clip"):
+        value = getattr(args, key)
+        if value is not None:
+            recipe[key] = value
+    clip = recipe.get("clip") or None
+    for key in ("epochs", "hidden", "layers", "batch"):
+        if recipe[key] < 1:
+            raise CLIError(f"--{key} must be at least 1, got {recipe[key]}")
+    if recipe["lr"] <= 0:
+        raise CLIError(f"--lr must be positive, got {recipe['lr']}")
+    if recipe.get("patience") is not None and recipe["patience"] < 1:
+        recipe["patience"] = None
+
+    try:
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as err:
+        raise CLIError(f"cannot create the output directory {args.out!r}: {err}") from None
+    try:
+        model = GRUModel(task.input_size, recipe["hidden"], task.num_outputs, recipe["layers"], output=task.output,
+                         dtype=args.dtype, device=args.device, seed=args.seed)
+    except RuntimeError as err:     # a device that cannot run here
+        raise CLIError(str(err)) from None
+
+    print(f"numgru {__version__} | task: {task.description}", file=out)
+    lengths_note = " (variable lengths)" if task.lengths_train is not None else ""
+    print(f"data: {len(task.x_train)} train / {len(task.x_val)} validation / {len(task.x_test)} test sequences, "
+          f"x {task.x_train.shape[1:]}{lengths_note}, {task.kind}", file=out)
+    n_params = sum(p.size for p in model.parameters().values())
+    print(f"model: {model!r}, {n_params} parameters, on {model.device}", file=out)
+    print(f"training: Adam lr={recipe['lr']:g}, batch {recipe['batch']}, up to {recipe['epochs']} epochs, "
+          f"clip {clip}, patience {recipe.get('patience')}, seed {args.seed}", file=out)
+
+    start = time.perf_counter()
+    print("compiling the kernels (first call in a process) ...", end=" ", flush=True, file=out)
+    warm = model(task.x_train[:2], **({} if task.lengths_train is None else {"lengths": task.lengths_train[:2]}))
+    model.backward(np.zeros_like(warm))
+    model.zero_grad()
+    print(f"done in {time.perf_counter() - start:.1f} s", file=out, flush=True)
+    train_start = time.perf_counter()
+
+    history = fit(model, task.x_train, task.y_train, loss=task.loss, optimizer=Adam([model], lr=recipe["lr"]),
+                  epochs=recipe["epochs"], batch_size=recipe["batch"], lengths=task.lengths_train,
+                  validation_data=(task.x_val, task.y_val, task.lengths_val), metric=task.metric, mode=task.mode,
+                  patience=recipe.get("patience"), clip_norm=clip, seed=args.seed, progress=not args.quiet,
+                  desc=task.name)
+    _, test_metric = evaluate(model, task.x_test, task.y_test, loss=task.loss, metric=task.metric,
+                              lengths=task.lengths_test)
+    pred = predict(model, task.x_test, task.lengths_test)
+    train_seconds = time.perf_counter() - train_start
+    seconds = time.perf_counter() - start
+    stop_note = " (early stop)" if history.stopped_early else ""
+    best_note = f", weights of epoch {history.best_epoch}" if history.restored_best else ""
+    print(f"trained {len(history)} epoch{'s' if len(history) > 1 else ''}{stop_note}{best_note} in "
+          f"{train_seconds:.1f} s ({seconds:.1f} s with compilation)", file=out)
+    print(f"test {task.metric_name}: {_format_metric(test_metric)}   baseline ({task.baseline_name}): "
+          f"{_format_metric(task.baseline)}   -> {_verdict(task, test_metric)}", file=out)
+
+    stem = os.path.join(args.out, task.name)
+    metadata = dict(task=task.name, task_params=task.params, description=task.description, output=task.output,
+                    loss=task.loss, metric_name=task.metric_name, mode=task.mode, test_metric=test_metric,
+                    baseline=task.baseline, baseline_name=task.baseline_name, scaling=task.scaling,
+                    classes=task.classes, recipe=recipe, seed=args.seed, seconds=seconds,
+                    layout="batch-first (B, T, input_size)")
+    model_path = save(stem + ".npz", model, metadata=metadata)
+    with open(stem + "-history.json", "w") as f:
+        json.dump(dict(history.as_dict(), test_metric=test_metric, baseline=task.baseline), f, indent=1)
+    inputs_path = stem + "-inputs.npy"
+    np.save(inputs_path, _raw_inputs(task))
+    if task.lengths_test is not None:
+        np.save(stem + "-lengths.npy", task.lengths_test[:16])
+    print(f"model:   {model_path}", file=out)
+    try:
+        from .plotting import plot_run
+        plot_path = plot_run(stem + ".png", history, task, pred, test_metric)
+        print(f"plot:    {plot_path}", file=out)
+    except ImportError as err:
+        print(f"plot:    skipped: {err}", file=out)
+    print(f"history: {stem}-history.json", file=out)
+    lengths_flag = f" --lengths {stem}-lengths.npy" if task.lengths_test is not None else ""
+    print(f"try:     python -m numgru predict {model_path} {inputs_path}{lengths_flag}", file=out)
+    return 0
+
+
+# ----------------------------------------------------------------------------------------- predict
+
+def _load_array(path, what):
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise CLIError(f"{what} file not found: {path}") from None
+    except (ValueError, OSError, EOFError) as err:
+        raise CLIError(f"cannot read {what} from {path}: {err} (expected a .npy array)") from None
+    if not isinstance(arr, np.ndarray):
+        raise CLIError(f"{path} holds several arrays (.npz); save one array with np.save")
+    return arr
+
+
+def _load_inputs(path, input_size):
+    arr = _load_array(path, "inputs")
+    if arr.dtype.kind not in "biuf":
+        raise CLIError(f"{path} holds {arr.dtype.name} values; expected numbers")
+    arr = arr.astype(np.float64) if arr.dtype.kind != "f" else arr
+    if arr.ndim == 3:
+        return arr, True
+    if arr.ndim == 2 and input_size == 1:
+        return arr[..., None], True               # (B, T) univariate windows
+    if arr.ndim == 2 and arr.shape[1] == input_size:
+        return arr[None], False                   # one sequence (T, input_size)
+    if arr.ndim == 1 and input_size == 1:
+        return arr[None, :, None], False          # one univariate sequence (T,)
+    raise CLIError(f"{path} has shape {arr.shape}; the model expects (B, T, {input_size})"
+                   + (", (B, T) or (T,)" if input_size == 1 else f" or one sequence (T, {input_size})"))
+
+
+def cmd_predict(args, out=None):
+    out = sys.stdout if out is None else out
+    from .models import GRUModel
+    from .serialization import ModelFileError, load
+    try:
+        model, meta = load(args.model, device=args.device, return_metadata=True)
+    except FileNotFoundError as err:
+        raise CLIError(str(err)) from None
+    except (ModelFileError, RuntimeError) as err:
+        raise CLIError(str(err)) from None
+    if not isinstance(model, GRUModel):
+        raise CLIError(f"{args.model} holds a {type(model).__name__}; predict runs a GRUModel "
+                       "(what `python -m numgru train` and numgru.save(path, GRUModel(...)) write)")
+    x, batched = _load_inputs(args.inputs, model.input_size)
+    lengths = None
+    if args.lengths:
+        lengths = np.atleast_1d(_load_array(args.lengths, "lengths"))
+    scaling = meta.get("scaling")
+    if scaling:
+        x = (x - scaling["mean"]) / scaling["std"]
+    x = x.astype(model.dtype)
+    try:
+        pred = model.predict(x, lengths=lengths, batch_size=args.batch)
+    except (TypeError, ValueError) as err:
+        raise CLIError(f"cannot run the model on {args.inputs}: {err}") from None
+    classification = meta.get("loss") == "cross_entropy"
+    if classification and not args.raw:
+        result = pred.argmax(axis=-1)
+    else:
+        result = pred * scaling["std"] + scaling["mean"] if scaling else pred
+    if not batched:
+        result = result[0]
+    task = meta.get("task", "unknown task")
+    print(f"{args.model} ({task}): {len(x)} sequence(s) of {x.shape[1]} steps -> predictions of shape {result.shape}",
+          file=out)
+    if classification and not args.raw and meta.get("classes") and result.ndim == 1:
+        names = meta["classes"]
+        print("classes: " + " ".join(names[int(i)] for i in result[:20]) + (" ..." if result.size > 20 else ""),
+              file=out)
+    with np.printoptions(precision=4, suppress=True, threshold=40, edgeitems=5):
+        print(result, file=out)
+    if args.out:
+        np.save(args.out, result)
+        print(f"written to {args.out}", file=out)
+    return 0
+
+
+# -------------------------------------------------------------------------------------------- info
+
+def _version(dist):
+    from importlib import metadata
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def cmd_info(args, out=None):
+    out = sys.stdout if out is None else out
+    import platform
+
+    import numba
+
+    from . import GRU, __version__
+    from .dispatch import DEVICES
+
+    print(f"numgru {__version__} ({os.path.dirname(os.path.abspath(__file__))})", file=out)
+    print(f"python {platform.python_version()} ({platform.platform()})", file=out)
+    for dist in ("numpy", "numba", "llvmlite", "scipy", "threadpoolctl", "tqdm"):
+        print(f"  {dist:14s}{_version(dist) or 'NOT INSTALLED'}", file=out)
+    for dist, why in (("matplotlib", "plots"), ("torch", "tests only")):
+        print(f"  {dist:14s}{_version(dist) or 'not installed'} (optional: {why})", file=out)
+
+    results = {}
+    for device in (d for d in DEVICES if d != "auto"):
+        try:
+            gru = GRU(3, 4, device=device, seed=0)
+            x = np.ones((5, 2, 3), np.float32)
+            out_, _ = gru(x)
+            gru.backward(np.ones_like(out_))
+            results[device] = "works (GRU forward and backward ran)"
+        except Exception as err:   # anything that stops a device from running is what info reports
+            results[device] = f"not available: {err}"
+    try:
+        layer = numba.threading_layer()
+    except ValueError as err:
+        layer = f"unknown ({err})"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    print(f"threads: numba {numba.get_num_threads()} (NUMBA_NUM_THREADS={numba.config.NUMBA_NUM_THREADS}), "
+          f"{cores} usable cores, threading layer: {layer}", file=out)
+    try:
+        from threadpoolctl import threadpool_info
+        for lib in threadpool_info():
+            if lib.get("user_api") == "blas":
+                print(f"blas: {lib.get('internal_api')} {lib.get('version')} ({lib.get('num_threads')} threads, "
+                      f"{os.path.basename(lib.get('filepath', ''))})", file=out)
+    except Exception:   # threadpoolctl is informative only here
+        pass
+    print("devices:", file=out)
+    for device, status in results.items():
+        print(f"  {device:5s} {status}", file=out)
+    return 0
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    commands = {"train": cmd_train, "predict": cmd_predict, "info": cmd_info, "bench": bench.main}
+    try:
+        return commands[args.command](args)
+    except CLIError as err:
+        print(f"numgru {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,358 @@
+"""Tasks that ship with numgru: no downloads, deterministic under a seed, NumPy arrays out.
+
+Every generator returns a ``Task`` with train/validation/test splits in the
+batch-first layout numgru's ``GRUModel`` and ``fit`` use:
+
+    ==============  =========================  ==============================  ========  ==================
+    task            x                          y                               output    metric (baseline)
+    ==============  =========================  ==============================  ========  ==================
+    pattern         (1, 5, 1)                  (1, 5, 1)                       all       MSE (predict the mean)
+    adding          (N, T, 2)                  (N, 1)                          last      MSE (predict the mean, ~0.167)
+    copy            (N, delay+2*length, S+2)   (N, delay+2*length) int labels  all       recall accuracy (guess, 1/S)
+    mackey-glass    (N, window, 1)             (N, 1)                          last      MSE (persistence)
+    sunspots        (N, window, 1)             (N, 1)                          last      MSE (persistence)
+    waveforms       (N, max_len, 1) + lengths  (N,) int labels in 0..3        last      accuracy (majority class)
+    ==============  =========================  ==============================  ========  ==================
+
+    >>> import numgru
+    >>> task = numgru.tasks.load("adding", T=50, n_train=1000, seed=0)
+    >>> task.x_train.shape, task.y_train.shape, round(task.baseline, 2)
+    ((1000, 50, 2), (1000, 1), 0.17)
+
+Forecasting series are split chronologically (train, then validation, then
+test, never overlapping) and standardised with the training segment's mean
+and standard deviation; ``task.scaling`` holds them, so predictions can be
+mapped back with ``pred * scaling["std"] + scaling["mean"]``.
+"""
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import validation
+
+__all__ = ["Task", "TASKS", "load", "pattern", "adding", "copy_memory", "mackey_glass", "sunspots", "waveforms",
+           "mackey_glass_series", "sunspots_series"]
+
+DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+
+
+@dataclass
+class Task:
+    """A supervised sequence task, split three ways. Arrays are float32 inputs, float32 or int64 targets."""
+
+    name: str
+    description: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    output: str                       # "last" (many-to-one) or "all" (many-to-many), for GRUModel(output=...)
+    loss: str                         # "mse" or "cross_entropy", for fit(loss=...)
+    metric: object                    # a name in numgru.training.METRICS or a callable (pred, target) -> float
+    metric_name: str
+    mode: str                         # "min" or "max": which way the metric improves
+    baseline: float                   # the trivial baseline's metric on the test split
+    baseline_name: str
+    num_outputs: int                  # output_size of the head (classes for classification)
+    lengths_train: np.ndarray = None
+    lengths_val: np.ndarray = None
+    lengths_test: np.ndarray = None
+    scaling: dict = None              # {"mean": m, "std": s} of a standardised series, else None
+    classes: list = None              # class names of a classification task
+    recipe: dict = field(default_factory=dict)   # settings that train it well: hidden, layers, epochs, lr, batch, ...
+    params: dict = field(default_factory=dict)   # the generator's arguments (to regenerate it)
+
+    @property
+    def input_size(self):
+        return self.x_train.shape[-1]
+
+    @property
+    def kind(self):
+        return "classification" if self.loss == "cross_entropy" else "regression"
+
+    def __repr__(self):
+        return (f"Task({self.name!r}: x_train {self.x_train.shape}, y_train {self.y_train.shape}, "
+                f"val {len(self.x_val)}, test {len(self.x_test)}, {self.metric_name} baseline {self.baseline:.4g})")
+
+
+def _sizes(**sizes):
+    return {name: validation.check_positive_int(name, value) for name, value in sizes.items()}
+
+
+# ---------------------------------------------------------------- tutorial pattern
+
+def pattern(seed=None):
+    """The tutorials' toy: input [0, 1, 0, 1, 0] -> target [1, 0, 1, 0, 1], one sequence of 5 steps.
+
+    A memorisation exercise: validation and test hold the same sequence.
+    Baseline: predicting the targets' mean (0.6) everywhere, MSE 0.24.
+    ``seed`` is accepted for a uniform interface; the data never changes.
+    """
+    x = np.array([0, 1, 0, 1, 0], np.float32).reshape(1, 5, 1)
+    y = 1 - x
+    baseline = float(np.mean((y - y.mean()) ** 2))
+    return Task("pattern", "tutorial pattern [0,1,0,1,0] -> [1,0,1,0,1]", x, y, x.copy(), y.copy(), x.copy(),
+                y.copy(), output="all", loss="mse", metric="mse", metric_name="MSE", mode="min", baseline=baseline,
+                baseline_name="predict the mean", num_outputs=1,
+                recipe=dict(hidden=8, layers=1, epochs=300, lr=0.01, batch=1, clip=None, patience=None))
+
+
+# ---------------------------------------------------------------- adding problem
+
+def adding(T=50, n_train=10000, n_val=1000, n_test=1000, seed=0):
+    """The adding problem (Hochreiter & Schmidhuber 1997; Le et al. 2015): long-range memory.
+
+    x[:, t, 0] ~ U(0, 1); x[:, t, 1] marks two steps, one in the first half
+    and one in the second; y = the sum of the two marked values, (N, 1).
+    Predicting the mean (1) scores MSE ≈ 1/6 ≈ 0.167.
+    """
+    T = validation.check_positive_int("T", T)
+    if T < 2:
+        raise ValueError(f"T must be at least 2 (one marker per half), got {T}")
+    sizes = _sizes(n_train=n_train, n_val=n_val, n_test=n_test)
+    rng = np.random.default_rng(seed)
+
+    def make(n):
+        values = rng.random((n, T), dtype=np.float64)
+        half = T // 2
+        first = rng.integers(0, half, n)
+        second = rng.integers(half, T, n)
+        markers = np.zeros((n, T))
+        rows = np.arange(n)
+        markers[rows, first] = 1
+        markers[rows, second] = 1
+        x = np.stack([values, markers], axis=-1).astype(np.float32)
+        y = (values[rows, first] + values[rows, second]).astype(np.float32)[:, None]
+        return x, y
+
+    (xtr, ytr), (xva, yva), (xte, yte) = (make(sizes[k]) for k in ("n_train", "n_val", "n_test"))
+    baseline = float(np.mean((yte - ytr.mean()) ** 2))
+    return Task("adding", f"adding problem, T={T}", xtr, ytr, xva, yva, xte, yte, output="last", loss="mse",
+                metric="mse", metric_name="MSE", mode="min", baseline=baseline, baseline_name="predict the mean",
+                num_outputs=1, recipe=dict(hidden=32, layers=1, epochs=10, lr=5e-3, batch=64, clip=1.0, patience=4),
+                params=dict(T=T, seed=seed, **sizes))
+
+
+# ---------------------------------------------------------------- copy memory
+
+def copy_memory(delay=20, length=10, n_symbols=8, n_train=10000, n_val=1000, n_test=1000, seed=0):
+    """The copy-memory task (Hochreiter & Schmidhuber 1997; Arjovsky et al. 2016).
+
+    Input: ``length`` random symbols from 1..n_symbols, then ``delay - 1``
+    blanks (0), a delimiter (n_symbols + 1), and ``length`` blanks; one-hot,
+    (N, delay + 2*length, n_symbols + 2). Target: blanks, then the symbols
+    again over the last ``length`` steps, as integer labels (N, delay + 2*length).
+    Metric: accuracy over the recalled symbols; guessing scores 1/n_symbols.
+    """
+    delay = validation.check_positive_int("delay", delay)
+    length = validation.check_positive_int("length", length)
+    n_symbols = validation.check_positive_int("n_symbols", n_symbols)
+    sizes = _sizes(n_train=n_train, n_val=n_val, n_test=n_test)
+    rng = np.random.default_rng(seed)
+    steps = delay + 2 * length
+    classes = n_symbols + 2
+
+    def make(n):
+        symbols = rng.integers(1, n_symbols + 1, (n, length))
+        tokens = np.zeros((n, steps), np.int64)
+        tokens[:, :length] = symbols
+        tokens[:, length + delay - 1] = n_symbols + 1
+        y = np.zeros((n, steps), np.int64)
+        y[:, -length:] = symbols
+        x = np.eye(classes, dtype=np.float32)[tokens]
+        return x, y
+
+    (xtr, ytr), (xva, yva), (xte, yte) = (make(sizes[k]) for k in ("n_train", "n_val", "n_test"))
+
+    def recall_accuracy(logits, labels, mask=None):
+        """Share of the recalled symbols (the last ``length`` steps) predicted exactly."""
+        logits = np.asarray(logits)
+        return float((logits[:, -length:].argmax(axis=-1) == np.asarray(labels)[:, -length:]).mean())
+
+    return Task("copy", f"copy memory, {length} symbols of {n_symbols} after a delay of {delay}", xtr, ytr, xva, yva,
+                xte, yte, output="all", loss="cross_entropy", metric=recall_accuracy, metric_name="recall accuracy",
+                mode="max", baseline=1.0 / n_symbols, baseline_name="guess a symbol", num_outputs=classes,
+                recipe=dict(hidden=128, layers=1, epochs=40, lr=5e-3, batch=64, clip=1.0, patience=10),
+                params=dict(delay=delay, length=length, n_symbols=n_symbols, seed=seed, **sizes))
+
+
+# ---------------------------------------------------------------- chaotic and real series
+
+def mackey_glass_series(n, tau=17.0, beta=0.2, gamma=0.1, power=10, dt=0.1, sample_every=1.0, discard=500.0,
+                        seed=0):
+    """``n`` samples of the Mackey-Glass delay equation dx/dt = beta x(t-tau) / (1 + x(t-tau)^power) - gamma x(t).
+
+    Fourth-order Runge-Kutta with step ``dt`` (the delayed value at half steps
+    is interpolated with a cubic), sampled every ``sample_every`` time units after
+    ``discard`` time units of transient. The initial history is constant,
+    drawn from U(0.5, 1.5) by ``seed``. tau=17 gives the classic chaotic regime.
+    """
+    n = validation.check_positive_int("n", n)
+    tau = validation.check_real("tau", tau, low=0.0, low_open=True)
+    dt = validation.check_real("dt", dt, low=0.0, low_open=True)
+    sample_every = validation.check_real("sample_every", sample_every, low=0.0, low_open=True)
+    delay_steps = int(round(tau / dt))
+    stride = int(round(sample_every / dt))
+    if abs(delay_steps * dt - tau) > 1e-9 * tau or abs(stride * dt - sample_every) > 1e-9 * sample_every:
+        raise ValueError(f"tau={tau} and sample_every={sample_every} must be multiples of dt={dt}")
+    skip = int(round(discard / dt))
+    total = skip + n * stride
+    rng = np.random.default_rng(seed)
+    x = np.empty(delay_steps + total + 1)
+    x[:delay_steps + 1] = rng.uniform(0.5, 1.5)
+
+    def f(state, delayed):
+        return beta * delayed / (1.0 + delayed ** power) - gamma * state
+
+    for i in range(delay_steps, delay_steps + total):
+        j = i - delay_steps
+        d0, d1 = x[j], x[j + 1]
+        # x(t - tau + dt/2) by cubic interpolation (4th order, as RK4): x[j-1] is the constant history at j=0
+        dh = (9.0 * (d0 + d1) - x[max(j - 1, 0)] - x[j + 2]) / 16.0
+        s = x[i]
+        k1 = f(s, d0)
+        k2 = f(s + 0.5 * dt * k1, dh)
+        k3 = f(s + 0.5 * dt * k2, dh)
+        k4 = f(s + dt * k3, d1)
+        x[i + 1] = s + dt / 6.0 * (k1 + 2 * k2 + 2 * k3 + k4)
+    start = delay_steps + skip + stride
+    return x[start:start + n * stride:stride].copy()
+
+
+def sunspots_series():
+    """(years, yearly mean sunspot numbers) for 1700-2008, 309 values, from numgru/data/ (see its README)."""
+    path = os.path.join(DATA_DIR, "sunspots_yearly.csv")
+    data = np.loadtxt(path, delimiter=",", skiprows=1)
+    return data[:, 0].astype(np.int64), data[:, 1]
+
+
+def _forecast_task(name, description, series, window, horizon, fractions, recipe, params):
+    """Chronological split of a series, standardised by the training part, windowed into (x, y)."""
+    window = validation.check_positive_int("window", window)
+    horizon = validation.check_positive_int("horizon", horizon)
+    n = len(series)
+    cut1, cut2 = int(n * fractions[0]), int(n * (fractions[0] + fractions[1]))
+    segments = series[:cut1], series[cut1:cut2], series[cut2:]
+    for part, seg in zip(("train", "validation", "test"), segments):
+        if len(seg) < window + horizon:
+            raise ValueError(f"the {part} part of the {name} series has {len(seg)} values, fewer than "
+                             f"window + horizon = {window + horizon}; use a smaller window or more points")
+    mean, std = float(segments[0].mean()), float(segments[0].std())
+    out = []
+    for seg in segments:
+        z = (seg - mean) / std
+        count = len(z) - window - horizon + 1
+        idx = np.arange(window)[None, :] + np.arange(count)[:, None]
+        x = z[idx][..., None].astype(np.float32)
+        y = z[np.arange(count) + window + horizon - 1][:, None].astype(np.float32)
+        out += [x, y]
+    xtr, ytr, xva, yva, xte, yte = out
+    baseline = float(np.mean((yte - xte[:, -1]) ** 2))
+    return Task(name, description, xtr, ytr, xva, yva, xte, yte, output="last", loss="mse", metric="mse",
+                metric_name="MSE", mode="min", baseline=baseline,
+                baseline_name="persistence (repeat the last value)", num_outputs=1,
+                scaling=dict(mean=mean, std=std), recipe=recipe, params=params)
+
+
+def mackey_glass(n_points=4000, window=48, horizon=1, sample_every=3.0, tau=17.0, seed=0):
+    """Forecast the Mackey-Glass (tau=17) chaotic series ``horizon`` samples ahead from ``window`` samples.
+
+    The series is sampled every ``sample_every`` time units; split 70/15/15 in
+    time; x (N, window, 1), y (N, 1), standardised. Baseline: persistence.
+    """
+    n_points = validation.check_positive_int("n_points", n_points)
+    series = mackey_glass_series(n_points, tau=tau, sample_every=sample_every, seed=seed)
+    return _forecast_task("mackey-glass", f"Mackey-Glass tau={tau:g}, {horizon} step(s) of {sample_every:g} ahead",
+                          series, window, horizon, (0.7, 0.15),
+                          recipe=dict(hidden=32, layers=1, epochs=25, lr=3e-3, batch=32, clip=1.0, patience=6),
+                          params=dict(n_points=n_points, window=window, horizon=horizon, sample_every=sample_every,
+                                      tau=tau, seed=seed))
+
+
+def sunspots(window=20, horizon=1, seed=None):
+    """Forecast yearly sunspot numbers (1700-2008, shipped with numgru) ``horizon`` years ahead.
+
+    Split in time 70/15/15 (train 1700-1915, validation, test ~1962-2008);
+    x (N, window, 1), y (N, 1), standardised with the training years' mean and
+    std (``task.scaling``). Baseline: persistence. ``seed`` is accepted for a
+    uniform interface; the data never changes.
+    """
+    _, values = sunspots_series()
+    return _forecast_task("sunspots", f"yearly sunspot numbers, {horizon} year(s) ahead from {window}",
+                          values, window, horizon, (0.7, 0.15),
+                          recipe=dict(hidden=16, layers=1, epochs=200, lr=3e-3, batch=16, clip=1.0, patience=40),
+                          params=dict(window=window, horizon=horizon))
+
+
+# ---------------------------------------------------------------- sequence classification
+
+WAVEFORMS = ("sine", "square", "triangle", "sawtooth")
+
+
+def waveforms(min_len=30, max_len=60, noise=0.3, n_train=4000, n_val=500, n_test=500, seed=0):
+    """Gesture-like sequence classification: which of sine, square, triangle, sawtooth is this noisy signal?
+
+    Each sequence has its own length in [min_len, max_len] (zero-padded to
+    max_len; ``lengths_*`` hold the lengths), period 8..20 steps, random phase,
+    amplitude 0.5..1.5, offset ±0.3 and Gaussian noise of std ``noise``.
+    x (N, max_len, 1), y (N,) labels 0..3. Baseline: the most frequent training class.
+    """
+    min_len = validation.check_positive_int("min_len", min_len)
+    max_len = validation.check_positive_int("max_len", max_len)
+    if min_len > max_len:
+        raise ValueError(f"min_len must not exceed max_len, got {min_len} > {max_len}")
+    noise = validation.check_real("noise", noise, low=0.0)
+    sizes = _sizes(n_train=n_train, n_val=n_val, n_test=n_test)
+    rng = np.random.default_rng(seed)
+
+    def make(n):
+        labels = rng.integers(0, len(WAVEFORMS), n)
+        lengths = rng.integers(min_len, max_len + 1, n)
+        period = rng.uniform(8, 20, (n, 1))
+        phase = rng.random((n, 1))
+        amplitude = rng.uniform(0.5, 1.5, (n, 1))
+        offset = rng.uniform(-0.3, 0.3, (n, 1))
+        u = (np.arange(max_len)[None, :] / period + phase) % 1.0          # position within the cycle
+        shapes = np.stack([np.sin(2 * np.pi * u), np.where(u < 0.5, 1.0, -1.0),
+                           4 * np.abs(u - 0.5) - 1, 2 * u - 1])             # (4, n, T)
+        signal = shapes[labels, np.arange(n)] * amplitude + offset + noise * rng.standard_normal((n, max_len))
+        signal[np.arange(max_len)[None, :] >= lengths[:, None]] = 0.0
+        return signal[..., None].astype(np.float32), labels.astype(np.int64), lengths.astype(np.int64)
+
+    (xtr, ytr, ltr), (xva, yva, lva), (xte, yte, lte) = (make(sizes[k]) for k in ("n_train", "n_val", "n_test"))
+    majority = np.bincount(ytr, minlength=len(WAVEFORMS)).argmax()
+    baseline = float(np.mean(yte == majority))
+    return Task("waveforms", f"waveform classification (4 classes, lengths {min_len}-{max_len}, noise {noise:g})",
+                xtr, ytr, xva, yva, xte, yte, output="last", loss="cross_entropy", metric="accuracy",
+                metric_name="accuracy", mode="max", baseline=baseline, baseline_name="predict the majority class",
+                num_outputs=len(WAVEFORMS), lengths_train=ltr, lengths_val=lva, lengths_test=lte,
+                classes=list(WAVEFORMS),
+                recipe=dict(hidden=32, layers=1, epochs=20, lr=5e-3, batch=32, clip=1.0, patience=6),
+                params=dict(min_len=min_len, max_len=max_len, noise=noise, seed=seed, **sizes))
+
+
+TASKS = {
+    "adding": adding,
+    "pattern": pattern,
+    "copy": copy_memory,
+    "mackey-glass": mackey_glass,
+    "sunspots": sunspots,
+    "waveforms": waveforms,
+}
+
+
+def load(name, **kwargs):
+    """A task by name (one of ``TASKS``), with the generator's keyword arguments."""
+    validation.check_choice("task", name, tuple(TASKS))
+    return TASKS[name](**kwargs)
+
+
+def size_arguments(name):
+    """The size arguments (n_train, n_val, n_test, n_points, ...) a task's generator takes."""
+    import inspect
+    params = inspect.signature(TASKS[name]).parameters
+    return [p for p in params if p.startswith("n_") and p != "n_symbols"]
+

@@ -1,0 +1,304 @@
+"""``fit``: epochs of shuffled mini-batches over NumPy arrays, with a progress bar, validation and early stop.
+
+    >>> import numgru
+    >>> task = numgru.tasks.adding(T=50, n_train=2000, seed=0)
+    >>> model = numgru.GRUModel(2, 32, 1, seed=0)
+    >>> history = numgru.fit(model, task.x_train, task.y_train, epochs=5, batch_size=64, lr=3e-3,
+    ...                      validation_data=(task.x_val, task.y_val), progress=False)
+    >>> history.val_metric[-1] < history.val_metric[0]
+    True
+
+The model is anything with ``model(x[, lengths=...]) -> pred``,
+``model.backward(dpred)``, ``parameters()``/``grads``, ``train()``/``eval()``
+and ``state_dict()``/``load_state_dict()``: ``numgru.GRUModel`` is one.
+"""
+import math
+import time
+
+import numpy as np
+
+from . import losses, validation
+from .dispatch import one_blas_thread
+from .optim import Adam, clip_grad_norm
+
+__all__ = ["fit", "evaluate", "predict", "History", "METRICS"]
+
+
+def _accuracy(logits, labels, mask=None):
+    logits = np.asarray(logits)
+    labels = validation.check_labels("labels", labels, logits.shape[:-1], logits.shape[-1])
+    hits = logits.argmax(axis=-1) == labels
+    if mask is not None:
+        mask = validation.check_mask("mask", mask, labels.shape)
+        return float(hits[mask].mean())
+    return float(hits.mean())
+
+
+def _mse(pred, target, mask=None):
+    return losses.mse(pred, target, mask=mask)[0]
+
+
+def _rmse(pred, target, mask=None):
+    return math.sqrt(_mse(pred, target, mask))
+
+
+def _mae(pred, target, mask=None):
+    pred = np.asarray(pred)
+    target = validation.check_target("target", target, pred.shape, pred.dtype)
+    err = np.abs(pred - target)
+    if mask is not None:
+        mask = validation.check_mask("mask", mask, pred.shape[:np.ndim(mask)])
+        return float(err[mask].mean())
+    return float(err.mean())
+
+
+def _cross_entropy(logits, labels, mask=None):
+    return losses.cross_entropy(logits, labels, mask=mask)[0]
+
+
+# name -> (function(pred, target, mask=None) -> float, "min" or "max")
+METRICS = {
+    "mse": (_mse, "min"),
+    "rmse": (_rmse, "min"),
+    "mae": (_mae, "min"),
+    "cross_entropy": (_cross_entropy, "min"),
+    "accuracy": (_accuracy, "max"),
+}
+
+
+class History:
+    """What ``fit`` did, epoch by epoch. Lists are aligned: entry i is epoch ``epochs[i]``."""
+
+    def __init__(self, metric_name, mode):
+        self.metric_name = metric_name
+        self.mode = mode
+        self.epochs = []
+        self.loss = []            # mean training loss over the epoch's batches (weighted by batch size)
+        self.val_loss = []        # loss on the validation data (None without validation data)
+        self.val_metric = []      # the monitored metric (the training loss without validation data)
+        self.seconds = []         # wall time of the epoch, validation included
+        self.samples_per_s = []   # training throughput
+        self.best_epoch = None
+        self.best_metric = None
+        self.stopped_early = False
+        self.restored_best = False
+
+    def as_dict(self):
+        return dict(metric_name=self.metric_name, mode=self.mode, epochs=self.epochs, loss=self.loss,
+                    val_loss=self.val_loss, val_metric=self.val_metric, seconds=self.seconds,
+                    samples_per_s=self.samples_per_s, best_epoch=self.best_epoch, best_metric=self.best_metric,
+                    stopped_early=self.stopped_early, restored_best=self.restored_best)
+
+    def __len__(self):
+        return len(self.epochs)
+
+    def __repr__(self):
+        if not self.epochs:
+            return "History(no epochs)"
+        return (f"History({len(self.epochs)} epochs, loss {self.loss[-1]:.4g}, best {self.metric_name} "
+                f"{self.best_metric:.4g} at epoch {self.best_epoch}{', stopped early' if self.stopped_early else ''})")
+
+
+def _resolve_metric(metric, loss_name, mode):
+    if metric is None:
+        name, fn, default_mode = f"val_{loss_name}", None, "min"
+    elif isinstance(metric, str):
+        if metric not in METRICS:
+            raise ValueError(f"metric must be one of {tuple(METRICS)}, a callable (pred, target) -> float, or None "
+                             f"(the loss), got {metric!r}")
+        fn, default_mode = METRICS[metric]
+        name = metric
+    elif callable(metric):
+        fn, default_mode = metric, "min"
+        name = getattr(metric, "__name__", "metric")
+    else:
+        raise TypeError(f"metric must be a name, a callable or None, got {type(metric).__name__}")
+    mode = default_mode if mode is None else validation.check_choice("mode", mode, ("min", "max"))
+    return name, fn, mode
+
+
+def _sequence_mask(model, pred, lengths):
+    """(B, T) mask of valid steps for a many-to-many model with lengths; None otherwise."""
+    if lengths is None or getattr(model, "output", None) != "all" or np.ndim(pred) < 3:
+        return None
+    T = pred.shape[1]
+    return np.arange(T)[None, :] < np.asarray(lengths)[:, None]
+
+
+def _call_loss(fn, pred, target, mask):
+    return fn(pred, target) if mask is None else fn(pred, target, mask=mask)
+
+
+def _forward(model, x, lengths):
+    return model(x) if lengths is None else model(x, lengths=lengths)
+
+
+def predict(model, x, lengths=None, batch_size=1024):
+    """The model's predictions on x in eval mode, ``batch_size`` sequences at a time."""
+    batch_size = validation.check_positive_int("batch_size", batch_size)
+    was_training = getattr(model, "training", False)
+    model.eval()
+    try:
+        preds = []
+        for start in range(0, len(x), batch_size):
+            sl = slice(start, start + batch_size)
+            preds.append(_forward(model, x[sl], None if lengths is None else lengths[sl]))
+        return np.concatenate(preds, axis=0)
+    finally:
+        model.train(was_training)
+
+
+def evaluate(model, x, y, *, loss="mse", metric=None, lengths=None, batch_size=1024):
+    """(loss, metric) of the model on (x, y) in eval mode; metric is None when not asked for.
+
+    metric: a name from ``METRICS`` or a callable (pred, target) -> float.
+    """
+    loss_fn = losses.get(loss)
+    x = validation.as_float_array("x", x, model.dtype)
+    y = validation.check_samples("y", y, len(x))
+    lengths = None if lengths is None else validation.check_samples("lengths", lengths, len(x))
+    pred = predict(model, x, lengths, batch_size)
+    mask = _sequence_mask(model, pred, lengths)
+    value = _call_loss(loss_fn, pred, y, mask)[0]
+    if metric is None:
+        return value, None
+    fn = METRICS[metric][0] if isinstance(metric, str) else metric
+    return value, float(_call_loss(fn, pred, y, mask))
+
+
+def fit(model, x, y, *, loss="mse", optimizer=None, lr=1e-3, epochs=10, batch_size=32, lengths=None,
+        validation_data=None, metric=None, mode=None, patience=None, min_delta=0.0, clip_norm=None,
+        shuffle=True, seed=None, progress=True, restore_best=True, desc="train"):
+    """Train ``model`` on (x, y) for up to ``epochs`` epochs of mini-batches; return a ``History``.
+
+    x: (N, T, input_size) float array (N sequences, batch-first); y: N targets
+    (floats for "mse", integer labels for "cross_entropy"); lengths: (N,) or None.
+    loss: "mse", "cross_entropy" or a callable (pred, target) -> (loss, dpred).
+    optimizer: any numgru optimiser over [model]; default ``Adam([model], lr=lr)``.
+    validation_data: (x_val, y_val) or (x_val, y_val, lengths_val); evaluated
+    after every epoch with ``metric`` (a name from ``METRICS``, a callable
+    (pred, target) -> float, or None for the validation loss); ``mode`` says
+    whether lower ("min") or higher ("max") is better (default: by metric).
+    Without validation data the training loss is monitored.
+    patience: stop after this many epochs without an improvement larger than
+    ``min_delta`` (None: never). restore_best: end with the weights of the best
+    epoch. clip_norm: clip the global gradient norm of every batch to this.
+    seed: the shuffling generator's seed. progress: show a tqdm bar (samples/s,
+    ETA, loss, validation metric).
+    """
+    loss_fn = losses.get(loss)
+    loss_name = loss if isinstance(loss, str) else getattr(loss, "__name__", "loss")
+    epochs = validation.check_positive_int("epochs", epochs)
+    batch_size = validation.check_positive_int("batch_size", batch_size)
+    if patience is not None:
+        patience = validation.check_positive_int("patience", patience)
+    min_delta = validation.check_real("min_delta", min_delta, low=0.0)
+    if clip_norm is not None:
+        clip_norm = validation.check_real("clip_norm", clip_norm, low=0.0, low_open=True)
+    x = validation.as_float_array("x", x, model.dtype)
+    if x.ndim != 3:
+        raise ValueError(f"x must be (N, T, input_size): N sequences, batch-first, got shape {x.shape}")
+    N = x.shape[0]
+    y = validation.check_samples("y", y, N, "targets")
+    if y.dtype.kind == "f":
+        y = y.astype(model.dtype, copy=False)
+    if lengths is not None:
+        lengths = validation.check_lengths(lengths, N, x.shape[1])
+    x_val = y_val = lengths_val = None
+    if validation_data is not None:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+            raise TypeError("validation_data must be (x_val, y_val) or (x_val, y_val, lengths_val)")
+        x_val = validation.as_float_array("validation_data[0] (x_val)", validation_data[0], model.dtype)
+        y_val = validation.check_samples("validation_data[1] (y_val)", validation_data[1], len(x_val), "targets")
+        if len(validation_data) == 3 and validation_data[2] is not None:
+            lengths_val = validation.check_lengths(validation_data[2], len(x_val), x_val.shape[1])
+    metric_name, metric_fn, mode = _resolve_metric(metric, loss_name, mode)
+    if validation_data is None:
+        metric_name, metric_fn, mode = f"train_{loss_name}", None, "min"
+    if optimizer is None:
+        optimizer = Adam([model], lr=lr)
+
+    rng = np.random.default_rng(seed)
+    history = History(metric_name, mode)
+    bar = _progress_bar(epochs * N, desc, progress)
+
+    def train_epoch(epoch):
+        """One pass over the shuffled training data; returns the mean loss (weighted by batch size)."""
+        model.train()
+        order = rng.permutation(N) if shuffle else np.arange(N)
+        total = 0.0
+        for start in range(0, N, batch_size):
+            idx = order[start:start + batch_size]
+            lb = None if lengths is None else lengths[idx]
+            optimizer.zero_grad()
+            pred = _forward(model, x[idx], lb)
+            value, dpred = _call_loss(loss_fn, pred, y[idx], _sequence_mask(model, pred, lb))
+            if not math.isfinite(value):
+                raise FloatingPointError(f"training diverged: the loss is {value} at epoch {epoch}, samples "
+                                         f"{start}..{start + len(idx)}; lower the learning rate or pass clip_norm")
+            model.backward(dpred)
+            if clip_norm is not None:
+                clip_grad_norm([model], clip_norm)
+            optimizer.step()
+            total += value * len(idx)
+            if bar is not None:
+                bar.update(len(idx))
+                bar.set_postfix_str(f"epoch {epoch}/{epochs} loss {value:.4g}" + _last_metric(history),
+                                    refresh=False)
+        return total / N
+
+    best_state, waited = None, 0
+    try:
+        # One BLAS thread for the whole run: NumPy's own products between kernels would otherwise wake
+        # BLAS worker threads that spin against Numba's threads on the same cores.
+        with one_blas_thread():
+            for epoch in range(1, epochs + 1):
+                start_time = time.perf_counter()
+                epoch_loss = train_epoch(epoch)
+                train_seconds = time.perf_counter() - start_time
+                if x_val is not None:
+                    val_loss, val_metric = evaluate(model, x_val, y_val, loss=loss_fn, metric=metric_fn,
+                                                    lengths=lengths_val)
+                    monitored = val_loss if metric_fn is None else val_metric
+                else:
+                    val_loss, monitored = None, epoch_loss
+                history.epochs.append(epoch)
+                history.loss.append(epoch_loss)
+                history.val_loss.append(val_loss)
+                history.val_metric.append(monitored)
+                history.seconds.append(time.perf_counter() - start_time)
+                history.samples_per_s.append(N / train_seconds if train_seconds > 0 else float("inf"))
+                best = history.best_metric
+                if best is None or (monitored < best - min_delta if mode == "min" else monitored > best + min_delta):
+                    history.best_metric, history.best_epoch = monitored, epoch
+                    waited = 0
+                    if restore_best:
+                        best_state = model.state_dict()
+                else:
+                    waited += 1
+                if bar is not None:
+                    bar.set_postfix_str(f"epoch {epoch}/{epochs} loss {epoch_loss:.4g}" + _last_metric(history))
+                if patience is not None and waited >= patience and epoch < epochs:
+                    history.stopped_early = True
+                    break
+    finally:
+        if bar is not None:
+            bar.close()
+    if restore_best and best_state is not None and history.best_epoch != history.epochs[-1]:
+        model.load_state_dict(best_state)
+        history.restored_best = True
+    return history
+
+
+def _last_metric(history):
+    if not history.val_metric:
+        return ""
+    return f" {history.metric_name} {history.val_metric[-1]:.4g}"
+
+
+def _progress_bar(total, desc, progress):
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+    return tqdm(total=total, desc=desc, unit=" samples", unit_scale=True, dynamic_ncols=True, leave=True,
+                mininterval=0.5)
