@@ -93,22 +93,31 @@ def is_cuda_array(value):
     return validation.cuda_array_info(value) is not None
 
 
-_blas_threads = None
+_blas_libraries = None
 
 
 @contextlib.contextmanager
 def one_blas_thread():
     """Hold every loaded BLAS to one thread for the duration.
 
-    Inside the parallel kernels each Numba thread calls BLAS itself; around
-    them (the small products of a Linear head, a training loop) idle BLAS
-    workers left spinning would compete with Numba's threads for the cores.
+    Inside the parallel kernels each Numba thread calls BLAS itself. In the
+    serial kernels and around them (a Linear head, a training loop), BLAS
+    workers woken by one product keep spinning after it and compete for the
+    cores with whatever runs next: numgru's own threads, or another library's
+    (PyTorch in the same process ran 2-4x slower). Costs a few µs a call.
     """
-    global _blas_threads
-    if _blas_threads is None:
-        _blas_threads = ThreadpoolController().select(user_api="blas")
-    with _blas_threads.limit(limits=1):
+    global _blas_libraries
+    if _blas_libraries is None:
+        _blas_libraries = ThreadpoolController().select(user_api="blas").lib_controllers
+    saved = [library.num_threads for library in _blas_libraries]
+    for library in _blas_libraries:
+        library.set_num_threads(1)
+    try:
         yield
+    finally:
+        for library, count in zip(_blas_libraries, saved):
+            if count is not None:
+                library.set_num_threads(count)
 
 
 @contextlib.contextmanager
@@ -116,17 +125,14 @@ def cpu_threads(step_work):
     """Decide who owns the cores for one kernel call, and yield the number of blocks to split into.
 
     Small recurrences (fewer than ``config.PARALLEL_MIN_STEP_WORK``
-    multiply-adds per step) run on one thread, BLAS untouched. Larger ones
-    give the cores to Numba's threads and hold BLAS to one thread inside each
-    of them, so the two pools never fight. The block count is the number of
-    Numba threads, so results are bit-stable for a fixed ``numba.set_num_threads``.
+    multiply-adds per step) run on one thread; larger ones on Numba's threads,
+    each calling BLAS on its own block. BLAS is held to one thread either way,
+    so no two thread pools ever fight. The block count is the number of Numba
+    threads, so results are bit-stable for a fixed ``numba.set_num_threads``.
     """
     nthreads = numba.get_num_threads()
-    if nthreads == 1 or step_work < config.PARALLEL_MIN_STEP_WORK:
-        yield 1
-        return
     with one_blas_thread():
-        yield nthreads
+        yield 1 if nthreads == 1 or step_work < config.PARALLEL_MIN_STEP_WORK else nthreads
 
 
 class LayerCache:
