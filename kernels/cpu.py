@@ -46,6 +46,24 @@ _TANH32_Q = tuple(np.float32(v) for v in (
     1.19825839466702e-06, 1.18534705686654e-04, 2.26843463243900e-03, 4.89352518554385e-03))
 
 
+def _tanh32(a):
+    """Eigen's rational float32 tanh (about 2 ulp); plain arithmetic, so the CUDA kernels compile it too.
+
+    Past ±clamp tanh is ±1 to float32 precision. Written as selects that
+    NaN fails, so NaN propagates (no silent clamping).
+    """
+    p13, p11, p9, p7, p5, p3, p1 = _TANH32_P
+    q6, q4, q2, q0 = _TANH32_Q
+    x = _TANH32_CLAMP if a > _TANH32_CLAMP else a
+    x = -_TANH32_CLAMP if x < -_TANH32_CLAMP else x
+    x2 = x * x
+    p = ((((((p13 * x2 + p11) * x2 + p9) * x2 + p7) * x2 + p5) * x2 + p3) * x2 + p1) * x
+    q = ((q6 * x2 + q4) * x2 + q2) * x2 + q0
+    t = p / q
+    t = np.float32(1) if a >= _TANH32_CLAMP else t
+    return np.float32(-1) if a <= -_TANH32_CLAMP else t
+
+
 def _tanh(a):
     return np.tanh(a)
 
@@ -54,23 +72,7 @@ def _tanh(a):
 def _tanh_for_type(a):
     if a != types.float32:
         return lambda a: np.tanh(a)
-    p13, p11, p9, p7, p5, p3, p1 = _TANH32_P
-    q6, q4, q2, q0 = _TANH32_Q
-    clamp = _TANH32_CLAMP
-    one = np.float32(1)
-
-    def tanh_rational(a):
-        # Past ±clamp tanh is ±1 to float32 precision. Written as selects that
-        # NaN fails, so NaN propagates (no silent clamping).
-        x = clamp if a > clamp else a
-        x = -clamp if x < -clamp else x
-        x2 = x * x
-        p = ((((((p13 * x2 + p11) * x2 + p9) * x2 + p7) * x2 + p5) * x2 + p3) * x2 + p1) * x
-        q = ((q6 * x2 + q4) * x2 + q2) * x2 + q0
-        t = p / q
-        t = one if a >= clamp else t
-        return -one if a <= -clamp else t
-    return tanh_rational
+    return _tanh32
 
 
 def _sigmoid(a):

@@ -40,7 +40,7 @@ from numba.core import config as _numba_config
 from numba.core.extending import overload
 
 from ..config import CUDA_JIT_OPTIONS
-from .cpu import _TANH32_CLAMP, _TANH32_P, _TANH32_Q
+from .cpu import _tanh32
 
 SIMULATOR = bool(_numba_config.ENABLE_CUDASIM)
 STRATEGIES = ("auto", "step", "persistent")
@@ -75,20 +75,6 @@ def status():
 # The CPU kernel's formulas. In compiled code the overloads below choose by
 # type; the simulator runs the plain Python functions, which choose by the
 # type of the value, so it checks the same arithmetic.
-
-def _tanh32(a):
-    """The CPU kernel's rational float32 tanh (Eigen's; about 2 ulp), NaN-propagating."""
-    p13, p11, p9, p7, p5, p3, p1 = _TANH32_P
-    q6, q4, q2, q0 = _TANH32_Q
-    x = _TANH32_CLAMP if a > _TANH32_CLAMP else a
-    x = -_TANH32_CLAMP if x < -_TANH32_CLAMP else x
-    x2 = x * x
-    p = ((((((p13 * x2 + p11) * x2 + p9) * x2 + p7) * x2 + p5) * x2 + p3) * x2 + p1) * x
-    q = ((q6 * x2 + q4) * x2 + q2) * x2 + q0
-    t = p / q
-    t = np.float32(1) if a >= _TANH32_CLAMP else t
-    return np.float32(-1) if a <= -_TANH32_CLAMP else t
-
 
 def _sigmoid32(a):
     half = np.float32(0.5)
