@@ -203,6 +203,35 @@ def _forward_recurrence(xp, w_hh, b_hh, lengths, reverse, reset_after,
 
 # ------------------------------------------------------------------ backward
 
+def _unit_gate_grads(s, t, b, j, grad_h, hs, gate_r, gate_z, gate_n, n_aux, reset_after,
+                     dh_direct, dxp, d_rz, d_n):
+    """Gradients of unit j of sequence b at step s (time t) from grad_h = dL/dh'.
+
+    Writes the pre-activation gradients (d_rz, d_n step-indexed, dxp
+    time-indexed; r's waits for W_hn's product when not reset_after) and the
+    part of dL/dh that bypasses W_hh. Plain arithmetic on arrays: the CPU
+    kernel and the CUDA kernels compile this one function.
+    """
+    H = dh_direct.shape[1]
+    one = dh_direct.dtype.type(1)
+    r = gate_r[s, b, j]
+    z = gate_z[s, b, j]
+    n = gate_n[s, b, j]
+    dn_pre = grad_h * (one - z) * (one - n * n)
+    dz_pre = grad_h * (hs[s, b, j] - n) * z * (one - z)
+    dh_direct[b, j] = grad_h * z
+    d_rz[s, b, H + j] = dz_pre
+    dxp[t, b, H + j] = dz_pre
+    dxp[t, b, 2 * H + j] = dn_pre
+    if reset_after:
+        dr_pre = dn_pre * n_aux[s, b, j] * r * (one - r)
+        d_rz[s, b, j] = dr_pre
+        dxp[t, b, j] = dr_pre
+        d_n[s, b, j] = dn_pre * r
+    else:
+        d_n[s, b, j] = dn_pre
+
+
 def _dh_block(s, k, nchunks, reset_after, d_rz, d_n, wt_rz, wt_n, dh_direct, tmp, dh):
     """dh[:, block k] = dh_direct + d_rz[s] @ W_h(rz)[:, block] (+ d_n[s] @ W_hn[:, block])."""
     B, H = dh.shape
@@ -251,23 +280,8 @@ def _backward_recurrence(dout, hs, gate_r, gate_z, gate_n, n_aux, wt_rz, wt_n,
                     continue
                 t = _time_of(s, lengths[b], reverse)
                 for j in range(j0, j1):
-                    grad_h = dh[b, j] + dout[t, b, j]
-                    r = gate_r[s, b, j]
-                    z = gate_z[s, b, j]
-                    n = gate_n[s, b, j]
-                    dn_pre = grad_h * (one - z) * (one - n * n)
-                    dz_pre = grad_h * (hs[s, b, j] - n) * z * (one - z)
-                    dh_direct[b, j] = grad_h * z
-                    d_rz[s, b, H + j] = dz_pre
-                    dxp[t, b, H + j] = dz_pre
-                    dxp[t, b, 2 * H + j] = dn_pre
-                    if reset_after:
-                        dr_pre = dn_pre * n_aux[s, b, j] * r * (one - r)
-                        d_rz[s, b, j] = dr_pre
-                        dxp[t, b, j] = dr_pre
-                        d_n[s, b, j] = dn_pre * r
-                    else:
-                        d_n[s, b, j] = dn_pre
+                    _unit_gate_grads(s, t, b, j, dh[b, j] + dout[t, b, j], hs, gate_r, gate_z, gate_n,
+                                     n_aux, reset_after, dh_direct, dxp, d_rz, d_n)
         if not reset_after:
             # d(r ⊙ h) = dn_pre @ W_hn needs dn_pre of all units: a second region.
             for k in prange(nchunks):
@@ -298,6 +312,8 @@ def _build(fn):
 # Helpers called from inside the kernels: plain compiled functions, inlined by LLVM.
 _block = njit(**NJIT_OPTIONS)(_block)
 _dh_block = njit(**NJIT_OPTIONS)(_dh_block)
+_unit_gate_grads_py = _unit_gate_grads          # kernels/cuda.py compiles the same source
+_unit_gate_grads = njit(**NJIT_OPTIONS)(_unit_gate_grads)
 _MATMUL_ROWS = _build(_matmul_rows)
 _MATMUL_TN = _build(_matmul_tn)
 _FORWARD = _build(_forward_recurrence)

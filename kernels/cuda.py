@@ -40,7 +40,7 @@ from numba.core import config as _numba_config
 from numba.core.extending import overload
 
 from ..config import CUDA_JIT_OPTIONS
-from .cpu import _tanh32
+from .cpu import _tanh32, _unit_gate_grads_py
 
 SIMULATOR = bool(_numba_config.ENABLE_CUDASIM)
 STRATEGIES = ("auto", "step", "persistent")
@@ -202,12 +202,15 @@ def _backward_dh(s1, b, j, w, ld, col, reset_after, d_rz, d_n, dh_direct, dh):
     dh[b, j] = v
 
 
+# The CPU kernel's per-unit gate gradients, compiled for the device.
+_unit_gate_grads = _jit(device=True)(_unit_gate_grads_py)
+
+
 @_jit(device=True)
 def _backward_gates(s, b, j, dout, hs, gate_r, gate_z, gate_n, n_aux, lengths, reverse, reset_after,
                     dh, dh_direct, dxp, d_rz, d_n):
     """Gate gradients of unit j of sequence b at step s from dh[b, j] = dL/dh_{s+1}."""
     H = dh.shape[1]
-    one = dh.dtype.type(1)
     if s >= lengths[b]:
         # a finished sequence carries its state: dh passes through; padded times get zero
         dh_direct[b, j] = dh[b, j]
@@ -219,23 +222,8 @@ def _backward_gates(s, b, j, dout, hs, gate_r, gate_z, gate_n, n_aux, lengths, r
         dxp[s, b, 2 * H + j] = 0
         return
     t = lengths[b] - 1 - s if reverse else s
-    grad_h = dh[b, j] + dout[t, b, j]
-    r = gate_r[s, b, j]
-    z = gate_z[s, b, j]
-    n = gate_n[s, b, j]
-    dn_pre = grad_h * (one - z) * (one - n * n)
-    dz_pre = grad_h * (hs[s, b, j] - n) * z * (one - z)
-    dh_direct[b, j] = grad_h * z
-    d_rz[s, b, H + j] = dz_pre
-    dxp[t, b, H + j] = dz_pre
-    dxp[t, b, 2 * H + j] = dn_pre
-    if reset_after:
-        dr_pre = dn_pre * n_aux[s, b, j] * r * (one - r)
-        d_rz[s, b, j] = dr_pre
-        dxp[t, b, j] = dr_pre
-        d_n[s, b, j] = dn_pre * r
-    else:
-        d_n[s, b, j] = dn_pre
+    _unit_gate_grads(s, t, b, j, dh[b, j] + dout[t, b, j], hs, gate_r, gate_z, gate_n, n_aux, reset_after,
+                     dh_direct, dxp, d_rz, d_n)
 
 
 @_jit(device=True)
