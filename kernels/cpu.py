@@ -134,7 +134,7 @@ def _matmul_tn(a, b, nchunks):
 
 # ------------------------------------------------------------------- forward
 
-def _forward_recurrence(xp, w_hh, b_hh, lengths, reverse, reset_after,
+def _forward_recurrence(xp, x, w_ih, b_ih, w_hh, b_hh, lengths, reverse, reset_after,
                         hs, gate_r, gate_z, gate_n, n_aux, out, hh, nchunks):
     """Run the recurrence over the input projection ``xp`` (T, B, 3H).
 
@@ -144,10 +144,16 @@ def _forward_recurrence(xp, w_hh, b_hh, lengths, reverse, reset_after,
     hs holds T+1 states when training (else 2, used in turn); gate_*/n_aux
     hold T steps when training (else 1). n_aux is W_hn h + b_hn
     (reset_after) or r ⊙ h (not), the factor the backward needs for W_hn.
+
+    With an empty ``x`` the caller has filled ``xp``. Otherwise (streaming,
+    forward direction only) each step first projects its own input, x[s] (B, I),
+    into xp[s] with the same per-block products as the recurrence: every step
+    then does the same arithmetic however a sequence is cut into calls.
     """
     T, B, _ = xp.shape
     H = hs.shape[2]
     keep = hs.shape[0] == T + 1
+    project = x.shape[0] > 0
     for s in range(T):
         cur = s if keep else s % 2
         nxt = s + 1 if keep else (s + 1) % 2
@@ -157,6 +163,13 @@ def _forward_recurrence(xp, w_hh, b_hh, lengths, reverse, reset_after,
         for k in prange(nchunks):
             j0, j1 = _block(k, nchunks, H)
             c = j1 - j0
+            if project:
+                for gate in range(3):
+                    lo = gate * H + j0
+                    np.dot(w_ih[lo:lo + c], x[s].T, hh[k, gate, :c])
+                    for b in range(B):
+                        for i in range(c):
+                            xp[s, b, lo + i] = hh[k, gate, i, b] + b_ih[lo + i]
             np.dot(w_hh[j0:j1], h_prev.T, hh[k, 0, :c])
             np.dot(w_hh[H + j0:H + j1], h_prev.T, hh[k, 1, :c])
             if reset_after:
@@ -302,6 +315,37 @@ def _backward_recurrence(dout, hs, gate_r, gate_z, gate_n, n_aux, wt_rz, wt_n,
         _dh_block(0, k, nchunks, reset_after, d_rz, d_n, wt_rz, wt_n, dh_direct, tmp, dh)
 
 
+# ------------------------------------------------------------------ streams
+
+def _stream_chunk(x, w_ih, w_hh, b_ih, b_hh, h, lengths, reset_after, nchunks):
+    """A chunk of a stream, forward direction, no cache: x (T, B, I); h (B, H) is updated in place.
+
+    Each step projects its own input inside the recurrence, so the numbers do
+    not depend on where a stream is cut into calls. Compiled as a whole (its
+    buffers allocated in compiled code) because a streaming step is so small
+    that Python-side set-up would cost more than the step.
+    """
+    T, B, _ = x.shape
+    H = h.shape[1]
+    dtype = h.dtype
+    xp = np.empty((T, B, 3 * H), dtype)
+    hs = np.empty((2, B, H), dtype)
+    hs[0] = h
+    gate_r = np.empty((1, B, H), dtype)
+    gate_z = np.empty((1, B, H), dtype)
+    gate_n = np.empty((1, B, H), dtype)
+    n_aux = np.empty((1, B, H), dtype)
+    out = np.zeros((T, B, H), dtype)
+    hh = np.empty((nchunks, 3, (H + nchunks - 1) // nchunks, B), dtype)
+    buffers = (hs, gate_r, gate_z, gate_n, n_aux, out, hh, nchunks)
+    if nchunks > 1:
+        _forward_parallel(xp, x, w_ih, b_ih, w_hh, b_hh, lengths, False, reset_after, *buffers)
+    else:
+        _forward_serial(xp, x, w_ih, b_ih, w_hh, b_hh, lengths, False, reset_after, *buffers)
+    h[:] = hs[T % 2]
+    return out
+
+
 # ------------------------------------------------------------------ builds
 
 def _build(fn):
@@ -317,6 +361,8 @@ _unit_gate_grads = njit(**NJIT_OPTIONS)(_unit_gate_grads)
 _MATMUL_ROWS = _build(_matmul_rows)
 _MATMUL_TN = _build(_matmul_tn)
 _FORWARD = _build(_forward_recurrence)
+_forward_parallel, _forward_serial = _FORWARD[True], _FORWARD[False]     # called by _stream_chunk
+_STREAM = njit(**NJIT_OPTIONS)(_stream_chunk)
 _BACKWARD = _build(_backward_recurrence)
 
 
@@ -351,7 +397,7 @@ def forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, reverse, reset_after, traini
     padded = bool((lengths < T).any())
     out = np.zeros((T, B, H), dtype) if padded else np.empty((T, B, H), dtype)
     hh = np.empty((nchunks, 3, (H + nchunks - 1) // nchunks, B), dtype)
-    _FORWARD[parallel](xp, w_hh, b_hh, lengths, reverse, reset_after,
+    _FORWARD[parallel](xp, x[:0], w_ih, b_ih, w_hh, b_hh, lengths, reverse, reset_after,
                        hs, gate_r, gate_z, gate_n, n_aux, out, hh, nchunks)
     hn = hs[T if training else T % 2].copy()
     if not training:
@@ -360,6 +406,15 @@ def forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, reverse, reset_after, traini
                  reset_after=reset_after, hs=hs, gate_r=gate_r, gate_z=gate_z,
                  gate_n=gate_n, n_aux=n_aux)
     return out, hn, cache
+
+
+def stream(x, w_ih, w_hh, b_ih, b_hh, h, lengths, reset_after, nchunks):
+    """A chunk of a stream: x (T, B, I), w_ih (3H, I), w_hh (3H, H), C-contiguous; b_ih, b_hh (3H,);
+    h (B, H), updated in place to the state after the chunk; lengths int64 (B,) in [0, T] (0: that
+    sequence has no step in this chunk). Returns out (T, B, H), zero past each length.
+    """
+    nchunks = max(1, min(nchunks, h.shape[1]))
+    return _STREAM(x, w_ih, w_hh, b_ih, b_hh, h, lengths, reset_after, nchunks)
 
 
 def backward(cache, dout, dhn, nchunks):

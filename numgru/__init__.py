@@ -12,9 +12,10 @@ from .dispatch import gru_backward, gru_forward
 from .gru import GRU, GRUCell
 from .linear import Linear
 from .models import GRUModel
+from .streaming import GRUStream
 from . import losses, optim, tasks
 from .training import History, evaluate, fit, predict
 from .serialization import ModelFileError, load, save
 
-__all__ = ["GRU", "GRUCell", "gru_forward", "gru_backward", "Linear", "GRUModel", "losses", "optim", "tasks",
+__all__ = ["GRU", "GRUCell", "GRUStream", "gru_forward", "gru_backward", "Linear", "GRUModel", "losses", "optim", "tasks",
            "fit", "evaluate", "predict", "History", "save", "load", "ModelFileError", "__version__"]

@@ -12,7 +12,6 @@ for tests). On ``"cuda"``, NumPy inputs are copied over and NumPy comes back;
 CUDA arrays (Numba device arrays, anything with ``__cuda_array_interface__``)
 are used without a copy and device arrays come back.
 """
-import contextlib
 import os
 
 import numba
@@ -93,36 +92,60 @@ def is_cuda_array(value):
     return validation.cuda_array_info(value) is not None
 
 
-_blas_libraries = None
+def _blas_thread_controls():
+    """(get, set) of the thread count of every loaded BLAS.
+
+    OpenBLAS's own C entry points where threadpoolctl finds them: a call costs
+    about 0.1 µs, where threadpoolctl's methods cost about 1 µs, and a
+    streaming step holds and restores every BLAS around a few µs of work.
+    threadpoolctl's methods otherwise.
+    """
+    controls = []
+    for library in ThreadpoolController().select(user_api="blas").lib_controllers:
+        direct = (library.internal_api == "openblas" and getattr(library, "threading_layer", None) != "openmp"
+                  and hasattr(library, "_get_symbol"))
+        get = library._get_symbol("openblas_get_num_threads") if direct else None
+        set_ = library._get_symbol("openblas_set_num_threads") if direct else None
+        if get is None or set_ is None:
+            get, set_ = (lambda library=library: library.num_threads), library.set_num_threads
+        controls.append((get, set_))
+    return controls
 
 
-@contextlib.contextmanager
-def one_blas_thread():
-    """Hold every loaded BLAS to one thread for the duration.
+_blas_controls = None
+
+
+class one_blas_thread:
+    """Context manager: hold every loaded BLAS to one thread for the duration.
 
     Inside the parallel kernels each Numba thread calls BLAS itself. In the
     serial kernels and around them (a Linear head, a training loop), BLAS
     workers woken by one product keep spinning after it and compete for the
     cores with whatever runs next: numgru's own threads, or another library's
-    (PyTorch in the same process ran 2-4x slower). Costs a few µs a call.
+    (PyTorch in the same process ran 2-4x slower). Costs about 1 µs a call.
     """
-    global _blas_libraries
-    if _blas_libraries is None:
-        _blas_libraries = ThreadpoolController().select(user_api="blas").lib_controllers
-    saved = [library.num_threads for library in _blas_libraries]
-    for library in _blas_libraries:
-        library.set_num_threads(1)
-    try:
-        yield
-    finally:
-        for library, count in zip(_blas_libraries, saved):
-            if count is not None:
-                library.set_num_threads(count)
+
+    __slots__ = ("_restore",)
+
+    def __enter__(self):
+        global _blas_controls
+        if _blas_controls is None:
+            _blas_controls = _blas_thread_controls()
+        self._restore = []
+        for get, set_ in _blas_controls:
+            count = get()
+            if count is not None and count != 1:
+                set_(1)
+                self._restore.append((set_, count))
+        return self
+
+    def __exit__(self, *exc_info):
+        for set_, count in self._restore:
+            set_(count)
 
 
-@contextlib.contextmanager
-def cpu_threads(step_work):
-    """Decide who owns the cores for one kernel call, and yield the number of blocks to split into.
+class cpu_threads(one_blas_thread):
+    """Context manager deciding who owns the cores for one kernel call; gives the number of blocks.
 
     Small recurrences (fewer than ``config.PARALLEL_MIN_STEP_WORK``
     multiply-adds per step) run on one thread; larger ones on Numba's threads,
@@ -130,9 +153,15 @@ def cpu_threads(step_work):
     so no two thread pools ever fight. The block count is the number of Numba
     threads, so results are bit-stable for a fixed ``numba.set_num_threads``.
     """
-    nthreads = numba.get_num_threads()
-    with one_blas_thread():
-        yield 1 if nthreads == 1 or step_work < config.PARALLEL_MIN_STEP_WORK else nthreads
+
+    __slots__ = ("blocks",)
+
+    def __init__(self, step_work):
+        self.blocks = 1 if step_work < config.PARALLEL_MIN_STEP_WORK else numba.get_num_threads()
+
+    def __enter__(self):
+        super().__enter__()
+        return self.blocks
 
 
 class LayerCache:
@@ -178,6 +207,15 @@ def forward_layer(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, *, reverse=False, rese
             lengths, reverse, reset_after, training, nthreads)
     cache = LayerCache(device, has_bias, (T, B, H), kernel_cache) if training else None
     return out, hn, cache
+
+
+def stream_layer(x, w_ih, w_hh, b_ih, b_hh, h, lengths, reset_after):
+    """One layer of a stream, on the CPU: x (T, B, I) and h (B, H) validated and C-contiguous,
+    biases arrays (zeros for none), lengths int64 in [0, T]. Updates h; returns out.
+    """
+    B, H = h.shape
+    with cpu_threads(B * 3 * H * H) as nthreads:
+        return cpu.stream(x, w_ih, w_hh, b_ih, b_hh, h, lengths, reset_after, nthreads)
 
 
 def backward_layer(cache, dout, dhn):

@@ -165,8 +165,11 @@ def check_state_shape(name, shape, expected_shape):
         raise ValueError(f"{name} must have shape {tuple(expected_shape)}, got {tuple(shape)}")
 
 
-def check_lengths(lengths, batch, steps):
-    """Sequence lengths -> int64 (B,) with 1 <= lengths[b] <= T; None means all T."""
+def check_lengths(lengths, batch, steps, minimum=1):
+    """Sequence lengths -> int64 (B,) with minimum <= lengths[b] <= T; None means all T.
+
+    ``minimum=0`` is for streams, where a sequence may have no new step in a chunk.
+    """
     if lengths is None:
         return np.full(batch, steps, np.int64)
     arr = _to_numpy("lengths", lengths)
@@ -176,8 +179,8 @@ def check_lengths(lengths, batch, steps):
         raise TypeError(f"lengths must be an array of integers, got dtype {arr.dtype.name}")
     if arr.ndim != 1 or arr.shape[0] != batch:
         raise ValueError(f"lengths must have one entry per sequence, shape ({batch},), got shape {arr.shape}")
-    if arr.min() < 1 or arr.max() > steps:
-        raise ValueError(f"lengths must lie in [1, {steps}] (the number of time steps), "
+    if arr.min() < minimum or arr.max() > steps:
+        raise ValueError(f"lengths must lie in [{minimum}, {steps}] (the number of time steps), "
                          f"got min {arr.min()} and max {arr.max()}")
     return arr.astype(np.int64)
 
