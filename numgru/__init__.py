@@ -13,9 +13,13 @@ from .gru import GRU, GRUCell
 from .linear import Linear
 from .models import GRUModel
 from .streaming import GRUStream
+from .interop import from_keras, from_torch, to_keras, to_torch
+from .onnx_io import export_onnx, import_onnx, import_onnx_operators
 from . import losses, optim, tasks
 from .training import History, evaluate, fit, predict
 from .serialization import ModelFileError, load, save
 
-__all__ = ["GRU", "GRUCell", "GRUStream", "gru_forward", "gru_backward", "Linear", "GRUModel", "losses", "optim", "tasks",
-           "fit", "evaluate", "predict", "History", "save", "load", "ModelFileError", "__version__"]
+__all__ = ["GRU", "GRUCell", "GRUStream", "gru_forward", "gru_backward", "Linear", "GRUModel",
+           "losses", "optim", "tasks", "fit", "evaluate", "predict", "History", "save", "load",
+           "ModelFileError", "from_torch", "to_torch", "from_keras", "to_keras", "export_onnx",
+           "import_onnx", "import_onnx_operators", "__version__"]
