@@ -8,7 +8,7 @@
 """
 __version__ = "0.1.0"
 
-from .dispatch import gru_backward, gru_forward
+from .dispatch import gru_backward, gru_forward, no_grad
 from .gru import GRU, GRUCell
 from .linear import Linear
 from .models import GRUModel
@@ -19,7 +19,7 @@ from . import losses, optim, tasks
 from .training import History, evaluate, fit, predict
 from .serialization import ModelFileError, load, save
 
-__all__ = ["GRU", "GRUCell", "GRUStream", "gru_forward", "gru_backward", "Linear", "GRUModel",
+__all__ = ["GRU", "GRUCell", "GRUStream", "gru_forward", "gru_backward", "no_grad", "Linear", "GRUModel",
            "losses", "optim", "tasks", "fit", "evaluate", "predict", "History", "save", "load",
            "ModelFileError", "from_torch", "to_torch", "from_keras", "to_keras", "export_onnx",
            "import_onnx", "import_onnx_operators", "__version__"]

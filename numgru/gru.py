@@ -73,6 +73,7 @@ class GRU(Module):
         if h0 is not None:
             h0 = h0.reshape(L * D, B, H)
         lengths = validation.check_lengths(dispatch._lengths_to_host(lengths), B, T)
+        keep = dispatch.grad_enabled()
         if device != "cpu":
             lengths = ops.asarray(lengths, np.int64)     # copied over once for all layers
 
@@ -84,7 +85,7 @@ class GRU(Module):
                 index = layer * D + d
                 out, hn, cache = forward_layer(
                     layer_input, *self._weights(suffix), None if h0 is None else h0[index], lengths,
-                    reverse=d == 1, reset_after=self.reset_after, training=True, device=device)
+                    reverse=d == 1, reset_after=self.reset_after, training=keep, device=device)
                 outs.append(out)
                 hns.append(hn)
                 caches.append(cache)
@@ -102,7 +103,8 @@ class GRU(Module):
                 device_masks.append(None)
             layer_input = layer_output
         hn = ops.stack(hns)
-        self._cache = dict(caches=caches, masks=masks, device_masks=device_masks, batched=batched, shape=(T, B))
+        self._cache = dict(caches=caches, masks=masks, device_masks=device_masks, batched=batched,
+                           shape=(T, B)) if keep else None
         out = self._to_user_layout(layer_input, batched, ops)
         return dispatch.to_user(out, host_io), dispatch.to_user(hn if batched else hn.reshape(L * D, H), host_io)
 
@@ -115,7 +117,8 @@ class GRU(Module):
         no h0 was given.
         """
         if self._cache is None:
-            raise RuntimeError("backward needs a forward first: call gru(x) before gru.backward(dout)")
+            raise RuntimeError("backward needs a forward first: call gru(x) before gru.backward(dout) "
+                               "(a forward under numgru.no_grad() keeps nothing for a backward)")
         device = self.device
         ops = dispatch.array_ops(device)
         cache = self._cache
@@ -205,17 +208,19 @@ class GRUCell(Module):
                                  self.dtype, check_finite, device)
         p = self._params
         ones = np.ones(B, np.int64)
+        keep = dispatch.grad_enabled()
         _, h_next, cache = forward_layer(
             x_step, p["weight_ih"], p["weight_hh"], p.get("bias_ih"), p.get("bias_hh"),
             None if h is None else h.reshape(B, self.hidden_size), ones, reset_after=self.reset_after,
-            training=True, device=device)
-        self._cache = (cache, batched)
+            training=keep, device=device)
+        self._cache = (cache, batched) if keep else None
         return dispatch.to_user(h_next if batched else h_next.reshape(self.hidden_size), host_io)
 
     def backward(self, dh_next):
         """Gradient with respect to the returned h'. Returns (dx, dh); adds into ``self.grads``."""
         if self._cache is None:
-            raise RuntimeError("backward needs a forward first: call cell(x, h) before cell.backward(dh)")
+            raise RuntimeError("backward needs a forward first: call cell(x, h) before cell.backward(dh) "
+                               "(a forward under numgru.no_grad() keeps nothing for a backward)")
         cache, batched = self._cache
         _, B, H = cache.shape
         ops = dispatch.array_ops(self.device)

@@ -2,7 +2,7 @@
 import numpy as np
 
 from . import validation
-from .dispatch import one_blas_thread
+from .dispatch import grad_enabled, one_blas_thread
 from .module import Module
 
 
@@ -40,13 +40,14 @@ class Linear(Module):
             y = flat @ self._params["weight"].T
         if self.bias:
             y += self._params["bias"]
-        self._cache = x
+        self._cache = x if grad_enabled() else None
         return y.reshape(x.shape[:-1] + (self.out_features,))
 
     def backward(self, dy):
         """Gradient with respect to the last forward's output -> dx; adds dW, db into ``self.grads``."""
         if self._cache is None:
-            raise RuntimeError("backward needs a forward first: call head(x) before head.backward(dy)")
+            raise RuntimeError("backward needs a forward first: call head(x) before head.backward(dy) "
+                               "(a forward under numgru.no_grad() keeps nothing for a backward)")
         x = self._cache
         dy = validation.check_grad_output("dy", dy, x.shape[:-1] + (self.out_features,), self.dtype)
         flat_dy = dy.reshape(-1, self.out_features)

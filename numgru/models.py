@@ -8,6 +8,7 @@ the CPU (NumPy arrays end to end, as do ``Linear`` and the optimisers).
 import numpy as np
 
 from . import validation
+from .dispatch import grad_enabled, no_grad
 from .gru import GRU
 from .linear import Linear
 from .module import Module
@@ -74,13 +75,14 @@ class GRUModel(Module):
             mask = np.arange(T) < np.asarray(lengths).reshape(-1, 1)      # (B, T)
             if not batched:
                 mask = mask[0]
-        self._cache = dict(out_shape=out.shape, hn_shape=hn.shape, mask=mask)
+        self._cache = dict(out_shape=out.shape, hn_shape=hn.shape, mask=mask) if grad_enabled() else None
         return pred
 
     def backward(self, dpred):
         """Gradient with respect to the last forward's prediction -> dx; adds into every parameter's grad."""
         if self._cache is None:
-            raise RuntimeError("backward needs a forward first: call model(x) before model.backward(dpred)")
+            raise RuntimeError("backward needs a forward first: call model(x) before model.backward(dpred) "
+                               "(a forward under numgru.no_grad() keeps nothing for a backward)")
         cache = self._cache
         dfeatures = self.head.backward(dpred)
         H = self.gru.hidden_size
@@ -117,7 +119,8 @@ class GRUModel(Module):
         was_training = self.training
         self.eval()
         try:
-            return self.forward(x, lengths=lengths)
+            with no_grad():
+                return self.forward(x, lengths=lengths)
         finally:
             self.train(was_training)
 

@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from . import losses, validation
-from .dispatch import one_blas_thread
+from .dispatch import no_grad, one_blas_thread
 from .optim import Adam, clip_grad_norm
 
 __all__ = ["fit", "evaluate", "predict", "History", "METRICS"]
@@ -140,9 +140,10 @@ def predict(model, x, lengths=None, batch_size=1024):
     model.eval()
     try:
         preds = []
-        for start in range(0, len(x), batch_size):
-            sl = slice(start, start + batch_size)
-            preds.append(_forward(model, x[sl], None if lengths is None else lengths[sl]))
+        with no_grad():
+            for start in range(0, len(x), batch_size):
+                sl = slice(start, start + batch_size)
+                preds.append(_forward(model, x[sl], None if lengths is None else lengths[sl]))
         return np.concatenate(preds, axis=0)
     finally:
         model.train(was_training)

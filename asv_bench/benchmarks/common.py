@@ -92,8 +92,11 @@ def _inputs(shape, seed):
 
 class _NumgruSeq:
     def __init__(self, dev, T, B, H, I, training):
+        import contextlib
         import numgru
         self.gru = numgru.GRU(I, H, device=dev, seed=0)
+        # inference keeps no backward cache, as torch's inference_mode (older commits: no such mode)
+        self.inference = getattr(numgru, "no_grad", contextlib.nullcontext)
         self.x = _inputs((T, B, I), 1)
         self.dout = _inputs((T, B, H), 2)
         self.sync = _noop
@@ -103,7 +106,8 @@ class _NumgruSeq:
         self.gru.train(training)
 
     def forward(self):
-        self.gru(self.x)
+        with self.inference():
+            self.gru(self.x)
         self.sync()
 
     def train_step(self):
@@ -137,18 +141,26 @@ class _TorchSeq:
 
 
 class _NumgruStep:
+    """numgru's streaming interface (GRUStream, CPU) where it exists, else a GRUCell carrying h."""
+
     def __init__(self, dev, B, H, I):
         import numgru
         self.cell = numgru.GRUCell(I, H, device=dev, seed=0)
         self.x = _inputs((B, I), 1)
         self.h = _inputs((B, H), 2)
         self.sync = _noop
+        self.stream = None
         if dev == "cuda":
             from numba import cuda
             self.x, self.h, self.sync = cuda.to_device(self.x), cuda.to_device(self.h), cuda.synchronize
+        elif hasattr(numgru, "GRUStream"):
+            self.stream = numgru.GRUStream(self.cell, batch_size=B, h0=self.h[None])
 
     def step(self):
-        self.h = self.cell(self.x, self.h)
+        if self.stream is not None:
+            self.stream.step(self.x)
+        else:
+            self.h = self.cell(self.x, self.h)
         self.sync()
 
 

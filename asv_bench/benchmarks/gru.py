@@ -43,7 +43,7 @@ class TrainStep(_SequenceBench):
 
 
 class Streaming:
-    """One step of a GRUCell at B=1, carrying the state (torch: nn.GRUCell under no_grad)."""
+    """One streaming step at B=1, carrying the state (numgru: GRUStream.step; torch: nn.GRUCell under no_grad)."""
     params = [list(common.ENGINES), list(common.HIDDEN)]
     param_names = ["engine", "H"]
     timeout = 300
