@@ -9,13 +9,18 @@ shared machine's load hits both engines alike. Both engines get the same
 number of threads (Numba's and torch's intra-op pool; BLAS is capped too).
 Everything is compiled and warmed up before timing.
 
-Timed calls, float32, input size I = H:
-- forward: inference over a (T, B, I) sequence (numgru ``eval()``, torch ``inference_mode``);
+Timed calls, float32 (``--dtype float64`` for double), input size I = H:
+- forward: inference over a (T, B, I) sequence (numgru ``no_grad``, torch ``inference_mode``);
 - train: forward + backward (BPTT), parameter gradients zeroed first, the input
   gradient included (torch ``x.requires_grad_(True)``);
-- step: one ``GRUCell`` step at B=1 carrying h (torch ``nn.GRUCell`` under ``no_grad``).
+- step: one streaming step at B=1 carrying h (numgru ``GRUStream.step``, torch
+  ``nn.GRUCell`` under ``no_grad``).
 
-GFLOP/s use forward = 2·T·B·3H·(I+H) and backward ≈ 2 × forward.
+GFLOP/s use forward = 2·T·B·3H·(I+H) and backward ≈ 2 × forward. The GEMM
+ceiling of a shape is what NumPy's matmul reaches on the recurrent product
+(B, H) @ (H, 3H) with the same threads (BASELINES.md's yardstick); peak memory
+is the rise of the process's peak resident set (Linux ``VmHWM``, reset first)
+over one training step, after warm-up.
 torch and matplotlib are optional: without torch only numgru's columns are
 filled; without matplotlib ``--chart`` is skipped with a message.
 """
@@ -96,14 +101,14 @@ class _Pair:
         return t_numgru, t_torch, ratio
 
 
-def _sequence_pairs(torch, T, B, H, min_time, seed):
+def _sequence_pairs(torch, T, B, H, min_time, seed, dtype="float32"):
     import numgru
 
     I = H
-    gru = numgru.GRU(I, H, seed=seed)
+    gru = numgru.GRU(I, H, seed=seed, dtype=dtype)
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal((T, B, I)).astype(np.float32)
-    dout = rng.standard_normal((T, B, H)).astype(np.float32)
+    x = rng.standard_normal((T, B, I)).astype(dtype)
+    dout = rng.standard_normal((T, B, H)).astype(dtype)
 
     def numgru_forward():
         gru.eval()
@@ -119,7 +124,7 @@ def _sequence_pairs(torch, T, B, H, min_time, seed):
     torch_forward = torch_train = None
     max_abs_diff = None
     if torch is not None:
-        tgru = torch.nn.GRU(I, H)
+        tgru = torch.nn.GRU(I, H, dtype=getattr(torch, dtype))
         tgru.load_state_dict({k: torch.from_numpy(v) for k, v in gru.state_dict().items()})
         tx = torch.from_numpy(x).requires_grad_(True)
         tdout = torch.from_numpy(dout)
@@ -140,14 +145,14 @@ def _sequence_pairs(torch, T, B, H, min_time, seed):
             max_abs_diff)
 
 
-def _step_pair(torch, H, min_time, seed):
+def _step_pair(torch, H, min_time, seed, dtype="float32"):
     import numgru
 
     I, B = H, 1
-    cell = numgru.GRUCell(I, H, seed=seed)
+    cell = numgru.GRUCell(I, H, seed=seed, dtype=dtype)
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal((B, I)).astype(np.float32)
-    h0 = rng.standard_normal((B, H)).astype(np.float32)
+    x = rng.standard_normal((B, I)).astype(dtype)
+    h0 = rng.standard_normal((B, H)).astype(dtype)
     state = {}
     stream = numgru.GRUStream(cell, batch_size=B, h0=h0[None])
 
@@ -156,7 +161,7 @@ def _step_pair(torch, H, min_time, seed):
 
     torch_step = None
     if torch is not None:
-        tcell = torch.nn.GRUCell(I, H)
+        tcell = torch.nn.GRUCell(I, H, dtype=getattr(torch, dtype))
         tcell.load_state_dict({k: torch.from_numpy(v) for k, v in cell.state_dict().items()})
         tx = torch.from_numpy(x)
         state["torch"] = torch.from_numpy(h0)
@@ -172,15 +177,54 @@ def _gflops(flops, seconds):
     return None if seconds is None else flops / seconds / 1e9
 
 
+def _gemm_ceiling(B, H, dtype, min_time, seed):
+    """GFLOP/s of NumPy's matmul on the recurrent product's shape, (B, H) @ (H, 3H)."""
+    rng = np.random.default_rng(seed)
+    h, w = rng.standard_normal((B, H)).astype(dtype), rng.standard_normal((H, 3 * H)).astype(dtype)
+    out = np.empty((B, 3 * H), dtype)
+
+    def product():
+        np.matmul(h, w, out=out)
+
+    number = _calls_per_sample(product, min_time)
+    seconds = min(_time_per_call(product, number) for _ in range(5))
+    return _gflops(2 * B * H * 3 * H, seconds)
+
+
+def _read_status_kb(key):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(key + ":"))
+
+
+def _peak_memory_mb(fn):
+    """How far one call of ``fn`` raises the process's peak resident set, in MB; None off Linux.
+
+    Freed heap memory is handed back to the system first (glibc's malloc_trim),
+    so that neither engine is measured inside memory the other left cached.
+    """
+    try:
+        import ctypes
+        gc.collect()
+        ctypes.CDLL(None).malloc_trim(0)
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")                 # resets VmHWM to the current resident set
+        before = _read_status_kb("VmRSS")
+        fn()
+        return (_read_status_kb("VmHWM") - before) / 1024
+    except (OSError, AttributeError, StopIteration):
+        return None
+
+
 def run_bench(grid=FULL_GRID, reps=DEFAULT_REPS, threads=2, chart=None, progress=True, step=True,
-              min_time=0.05, seed=0):
+              min_time=0.05, seed=0, dtype="float32"):
     """Time numgru against torch on every (T, B, H) of ``grid``; return one dict per row.
 
     Rows with ``kind == "sequence"`` (one per shape) hold forward and train
     times in ms, the median per-repetition ratios numgru/torch and GFLOP/s;
     rows with ``kind == "step"`` (one per distinct H, when ``step``) hold the
-    streaming step at B=1 in µs. torch columns are None when torch is not
-    installed. ``min_time``: seconds of calls per timed sample (short calls are
+    streaming step at B=1 in µs. Sequence rows also hold the GEMM ceiling of
+    their shape and the peak memory of one training step of each engine. torch
+    columns are None when torch is not installed. ``min_time``: seconds of calls per timed sample (short calls are
     repeated to reach it). ``chart``: a PNG path (needs matplotlib). Ctrl-C stops
     early and returns the rows finished so far.
     """
@@ -196,6 +240,8 @@ def run_bench(grid=FULL_GRID, reps=DEFAULT_REPS, threads=2, chart=None, progress
     reps = int(reps)
     if reps < 1:
         raise ValueError(f"reps must be >= 1, got {reps}")
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
     torch = _import_torch()
     threads = max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS))
     hiddens = sorted({H for _, _, H in grid}) if step else []
@@ -210,15 +256,19 @@ def run_bench(grid=FULL_GRID, reps=DEFAULT_REPS, threads=2, chart=None, progress
         with threadpool_limits(limits=threads, user_api="blas"):
             for T, B, H in grid:
                 bar.set_postfix_str(f"T={T} B={B} H={H}")
-                forward, train, diff = _sequence_pairs(torch, T, B, H, min_time, seed)
+                forward, train, diff = _sequence_pairs(torch, T, B, H, min_time, seed, dtype)
                 for _ in range(reps):
                     forward.repetition()
                     train.repetition()
                     bar.update()
                 (fn, ft, fr), (tn, tt, tr) = forward.summary(), train.summary()
                 ff, tf = flops_forward(T, B, H), flops_train(T, B, H)
+                ceiling = _gemm_ceiling(B, H, dtype, min_time, seed)
+                peaks = [_peak_memory_mb(f) for f in train.fns] + [None]
                 rows.append(dict(
-                    kind="sequence", T=T, B=B, H=H, I=H, threads=threads,
+                    kind="sequence", T=T, B=B, H=H, I=H, threads=threads, dtype=dtype,
+                    gemm_gflops=ceiling, forward_ceiling_pct=100 * _gflops(ff, fn) / ceiling,
+                    train_peak_mb_numgru=peaks[0], train_peak_mb_torch=peaks[1],
                     forward_ms_numgru=fn * 1e3, forward_ms_torch=None if ft is None else ft * 1e3,
                     forward_ratio=fr,
                     forward_gflops_numgru=_gflops(ff, fn), forward_gflops_torch=_gflops(ff, ft),
@@ -230,12 +280,12 @@ def run_bench(grid=FULL_GRID, reps=DEFAULT_REPS, threads=2, chart=None, progress
                 gc.collect()
             for H in hiddens:
                 bar.set_postfix_str(f"step B=1 H={H}")
-                pair = _step_pair(torch, H, min_time, seed)
+                pair = _step_pair(torch, H, min_time, seed, dtype)
                 for _ in range(reps):
                     pair.repetition()
                     bar.update()
                 sn, st, sr = pair.summary()
-                rows.append(dict(kind="step", T=1, B=1, H=H, I=H, threads=threads,
+                rows.append(dict(kind="step", T=1, B=1, H=H, I=H, threads=threads, dtype=dtype,
                                  step_us_numgru=sn * 1e6, step_us_torch=None if st is None else st * 1e6,
                                  step_ratio=sr))
     except KeyboardInterrupt:
@@ -268,8 +318,9 @@ def format_table(rows):
             "numgru/torch: median per-repetition time ratio (< 1: numgru is faster); GFLOP/s numgru / torch",
             "",
             "| T | B | H | forward ms numgru | forward ms torch | forward numgru/torch | forward GFLOP/s "
-            "| train ms numgru | train ms torch | train numgru/torch | train GFLOP/s |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| train ms numgru | train ms torch | train numgru/torch | train GFLOP/s "
+            "| GEMM ceiling GFLOP/s | forward % of ceiling | train peak MB numgru / torch |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for r in seq:
             lines.append(
@@ -277,7 +328,9 @@ def format_table(rows):
                 f"| {_fmt(r['forward_ratio'], '.2f')} "
                 f"| {_fmt(r['forward_gflops_numgru'], '.1f')} / {_fmt(r['forward_gflops_torch'], '.1f')} "
                 f"| {_ms(r['train_ms_numgru'])} | {_ms(r['train_ms_torch'])} | {_fmt(r['train_ratio'], '.2f')} "
-                f"| {_fmt(r['train_gflops_numgru'], '.1f')} / {_fmt(r['train_gflops_torch'], '.1f')} |")
+                f"| {_fmt(r['train_gflops_numgru'], '.1f')} / {_fmt(r['train_gflops_torch'], '.1f')} "
+                f"| {_fmt(r['gemm_gflops'], '.0f')} | {_fmt(r['forward_ceiling_pct'], '.0f')} "
+                f"| {_fmt(r['train_peak_mb_numgru'], '.0f')} / {_fmt(r['train_peak_mb_torch'], '.0f')} |")
     if steps:
         if lines:
             lines.append("")
@@ -373,6 +426,8 @@ def add_arguments(parser):
     parser.add_argument("--reps", type=int, default=None,
                         help=f"repetitions per shape (default {DEFAULT_REPS}, {QUICK_REPS} with --quick)")
     parser.add_argument("--threads", type=int, default=2, help="threads for both engines (default 2)")
+    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                        help="precision of both engines (default float32)")
     parser.add_argument("--chart", metavar="PNG", default=None, help="also write a bar chart of the ratios")
     parser.add_argument("--no-step", action="store_true", help="skip the streaming-step rows")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -393,10 +448,10 @@ def main(args):
         print(f"warning: load average {load:.1f} on {os.cpu_count()} cores before starting: other "
               "processes are running, timings (numgru's multi-threaded ones most) will be noisy", file=sys.stderr)
     rows = run_bench(grid=grid, reps=reps, threads=args.threads, chart=args.chart,
-                     progress=not args.no_progress, step=not args.no_step)
+                     progress=not args.no_progress, step=not args.no_step, dtype=args.dtype)
     if not rows:
         return 130
-    print(machine_info(rows[0]["threads"]))
+    print(machine_info(rows[0]["threads"]) + f", {args.dtype}")
     print()
     print(format_table(rows))
     return 0

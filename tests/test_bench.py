@@ -39,7 +39,8 @@ def _fake_rows(torch=True):
         dict(kind="sequence", T=5, B=1, H=8, I=8, threads=2, forward_ms_numgru=1.0, forward_ms_torch=t,
              forward_ratio=r, forward_gflops_numgru=1.0, forward_gflops_torch=t, train_ms_numgru=3.0,
              train_ms_torch=t, train_ratio=r, train_gflops_numgru=1.0, train_gflops_torch=t,
-             forward_max_abs_diff=0.0 if torch else None),
+             forward_max_abs_diff=0.0 if torch else None, gemm_gflops=4.0, forward_ceiling_pct=25.0,
+             train_peak_mb_numgru=1.5, train_peak_mb_torch=t),
         dict(kind="step", T=1, B=1, H=8, I=8, threads=2, step_us_numgru=10.0, step_us_torch=t, step_ratio=r),
     ]
 
@@ -55,6 +56,8 @@ def test_run_bench_tiny_grid(restore_threads):
     for key in ("forward_ms_numgru", "train_ms_numgru", "forward_gflops_numgru", "train_gflops_numgru"):
         assert seq[key] > 0
     assert step["step_us_numgru"] > 0
+    assert seq["gemm_gflops"] > 0 and seq["forward_ceiling_pct"] > 0
+    assert seq["train_peak_mb_numgru"] is None or seq["train_peak_mb_numgru"] >= 0
     assert seq["forward_gflops_numgru"] == pytest.approx(
         bench.flops_forward(5, 1, 8) / (seq["forward_ms_numgru"] / 1e3) / 1e9)
     torch_keys = ("forward_ms_torch", "forward_ratio", "train_ms_torch", "train_ratio", "forward_gflops_torch")
@@ -204,3 +207,13 @@ def test_asv_unavailable_engines_skip(asv_suite):
             gru.Streaming().setup(engine, 64)
         with pytest.raises(NotImplementedError, match="unavailable"):
             gru.FirstCall().setup(engine, "cold")
+
+
+def test_run_bench_float64_and_bad_dtype(restore_threads):
+    rows = bench.run_bench(grid=[(4, 2, 8)], reps=1, threads=1, progress=False, min_time=0.001, dtype="float64",
+                           step=False)
+    assert rows[0]["dtype"] == "float64" and rows[0]["forward_ms_numgru"] > 0
+    if HAVE_TORCH:
+        assert rows[0]["forward_max_abs_diff"] < 1e-12      # both engines in double
+    with pytest.raises(ValueError, match="dtype"):
+        bench.run_bench(grid=[(4, 2, 8)], reps=1, progress=False, dtype="float16")
