@@ -134,24 +134,21 @@ def _matmul_tn(a, b, nchunks):
 
 # ------------------------------------------------------------------- forward
 
-def _forward_recurrence(xp, x, wi_blocks, b_ih, wh_blocks, b_hh, lengths, reverse, reset_after,
+def _forward_recurrence(xp, x, w_ih, b_ih, w_hh, b_hh, lengths, reverse, reset_after,
                         hs, gate_r, gate_z, gate_n, n_aux, out, hh, nchunks):
     """Run the recurrence over the input projection ``xp`` (T, B, 3H).
 
-    Block k owns hidden units [j0, j1). ``wh_blocks[k]`` (3, c_max, H) holds
-    the W_hh rows of its units, gate by gate (``_weight_blocks``), so one
-    product wh_blocks[k] @ h.T gives all three gates' recurrent products for
-    them, as (3, c_max, B) (weights on the left is the faster GEMM shape for
-    small B), into hh[k]; rows past j1 - j0 are padding.
+    Block k owns hidden units [j0, j1): w_hh[g*H + j0 : g*H + j1] @ h.T gives
+    gate g's recurrent products for them as (j1 - j0, B) (weights on the
+    left is the faster GEMM shape for small B), into hh[k, g].
     hs holds T+1 states when training (else 2, used in turn); gate_*/n_aux
     hold T steps when training (else 1). n_aux is W_hn h + b_hn
     (reset_after) or r ⊙ h (not), the factor the backward needs for W_hn.
 
     With an empty ``x`` the caller has filled ``xp``. Otherwise (streaming,
     forward direction only) each step first projects its own input, x[s] (B, I),
-    into xp[s] with the same per-block products, by ``wi_blocks`` (the W_ih
-    rows in the same layout): every step then does the same arithmetic however
-    a sequence is cut into calls.
+    into xp[s] with the same per-block products as the recurrence: every step
+    then does the same arithmetic however a sequence is cut into calls.
     """
     T, B, _ = xp.shape
     H = hs.shape[2]
@@ -166,17 +163,17 @@ def _forward_recurrence(xp, x, wi_blocks, b_ih, wh_blocks, b_hh, lengths, revers
         for k in prange(nchunks):
             j0, j1 = _block(k, nchunks, H)
             c = j1 - j0
-            rows = hh.shape[2]
             if project:
-                np.dot(wi_blocks[k].reshape(3 * rows, -1), x[s].T, hh[k].reshape(3 * rows, B))
                 for gate in range(3):
                     lo = gate * H + j0
+                    np.dot(w_ih[lo:lo + c], x[s].T, hh[k, gate, :c])
                     for b in range(B):
                         for i in range(c):
                             xp[s, b, lo + i] = hh[k, gate, i, b] + b_ih[lo + i]
-            # reset_after=False: the n rows wait for r ⊙ h (second region)
-            gates = 3 if reset_after else 2
-            np.dot(wh_blocks[k, :gates].reshape(gates * rows, H), h_prev.T, hh[k, :gates].reshape(gates * rows, B))
+            np.dot(w_hh[j0:j1], h_prev.T, hh[k, 0, :c])
+            np.dot(w_hh[H + j0:H + j1], h_prev.T, hh[k, 1, :c])
+            if reset_after:
+                np.dot(w_hh[2 * H + j0:2 * H + j1], h_prev.T, hh[k, 2, :c])
             for b in range(B):
                 if s >= lengths[b]:
                     for j in range(j0, j1):
@@ -204,7 +201,7 @@ def _forward_recurrence(xp, x, wi_blocks, b_ih, wh_blocks, b_hh, lengths, revers
             # n needs W_hn (r ⊙ h) over all units: a second region.
             for k in prange(nchunks):
                 j0, j1 = _block(k, nchunks, H)
-                np.dot(wh_blocks[k, 2, :j1 - j0], n_aux[g].T, hh[k, 2, :j1 - j0])
+                np.dot(w_hh[2 * H + j0:2 * H + j1], n_aux[g].T, hh[k, 2, :j1 - j0])
                 for b in range(B):
                     if s >= lengths[b]:
                         continue
@@ -318,23 +315,6 @@ def _backward_recurrence(dout, hs, gate_r, gate_z, gate_n, n_aux, wt_rz, wt_n,
         _dh_block(0, k, nchunks, reset_after, d_rz, d_n, wt_rz, wt_n, dh_direct, tmp, dh)
 
 
-def _weight_blocks(w, nchunks):
-    """w (3H, K) -> (nchunks, 3, c_max, K): block k holds the rows of its hidden units, gate by gate.
-
-    One block (the serial build) is w itself, reshaped: no copy.
-    """
-    H = w.shape[0] // 3
-    if nchunks == 1:
-        return w.reshape(1, 3, H, w.shape[1])
-    rows = (H + nchunks - 1) // nchunks
-    blocks = np.zeros((nchunks, 3, rows, w.shape[1]), w.dtype)
-    for k in range(nchunks):
-        j0, j1 = k * H // nchunks, (k + 1) * H // nchunks
-        for g in range(3):
-            blocks[k, g, :j1 - j0] = w[g * H + j0:g * H + j1]
-    return blocks
-
-
 # ------------------------------------------------------------------ streams
 
 def _stream_chunk(x, w_ih, w_hh, b_ih, b_hh, h, lengths, reset_after, nchunks):
@@ -358,11 +338,10 @@ def _stream_chunk(x, w_ih, w_hh, b_ih, b_hh, h, lengths, reset_after, nchunks):
     out = np.zeros((T, B, H), dtype)
     hh = np.empty((nchunks, 3, (H + nchunks - 1) // nchunks, B), dtype)
     buffers = (hs, gate_r, gate_z, gate_n, n_aux, out, hh, nchunks)
-    wi_blocks, wh_blocks = _weight_blocks(w_ih, nchunks), _weight_blocks(w_hh, nchunks)
     if nchunks > 1:
-        _forward_parallel(xp, x, wi_blocks, b_ih, wh_blocks, b_hh, lengths, False, reset_after, *buffers)
+        _forward_parallel(xp, x, w_ih, b_ih, w_hh, b_hh, lengths, False, reset_after, *buffers)
     else:
-        _forward_serial(xp, x, wi_blocks, b_ih, wh_blocks, b_hh, lengths, False, reset_after, *buffers)
+        _forward_serial(xp, x, w_ih, b_ih, w_hh, b_hh, lengths, False, reset_after, *buffers)
     h[:] = hs[T % 2]
     return out
 
@@ -376,7 +355,6 @@ def _build(fn):
 
 # Helpers called from inside the kernels: plain compiled functions, inlined by LLVM.
 _block = njit(**NJIT_OPTIONS)(_block)
-_weight_blocks = njit(**NJIT_OPTIONS)(_weight_blocks)
 _dh_block = njit(**NJIT_OPTIONS)(_dh_block)
 _unit_gate_grads_py = _unit_gate_grads          # kernels/cuda.py compiles the same source
 _unit_gate_grads = njit(**NJIT_OPTIONS)(_unit_gate_grads)
@@ -419,9 +397,8 @@ def forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, reverse, reset_after, traini
     padded = bool((lengths < T).any())
     out = np.zeros((T, B, H), dtype) if padded else np.empty((T, B, H), dtype)
     hh = np.empty((nchunks, 3, (H + nchunks - 1) // nchunks, B), dtype)
-    no_projection = np.empty((0, 0, 0, 0), dtype)
-    _FORWARD[parallel](xp, x[:0], no_projection, b_ih, _weight_blocks(w_hh, nchunks), b_hh, lengths,
-                       reverse, reset_after, hs, gate_r, gate_z, gate_n, n_aux, out, hh, nchunks)
+    _FORWARD[parallel](xp, x[:0], w_ih, b_ih, w_hh, b_hh, lengths, reverse, reset_after,
+                       hs, gate_r, gate_z, gate_n, n_aux, out, hh, nchunks)
     hn = hs[T if training else T % 2].copy()
     if not training:
         return out, hn, None
