@@ -95,6 +95,13 @@ class Module:
             else:
                 target.copy_to_device(np.ascontiguousarray(value))
 
+    def drop_cache(self):
+        """Forget what the last forward kept for a backward, here and in every sub-layer (frees its memory)."""
+        self._cache = None
+        for value in vars(self).values():
+            if isinstance(value, Module):
+                value.drop_cache()
+
     def train(self, mode=True):
         self.training = bool(mode)
         return self

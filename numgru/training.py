@@ -285,6 +285,8 @@ def fit(model, x, y, *, loss="mse", optimizer=None, lr=1e-3, epochs=10, batch_si
     finally:
         if bar is not None:
             bar.close()
+        if hasattr(model, "drop_cache"):
+            model.drop_cache()          # the last batch's cache is of no use after training
     if restore_best and best_state is not None and history.best_epoch != history.epochs[-1]:
         model.load_state_dict(best_state)
         history.restored_best = True
