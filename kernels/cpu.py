@@ -134,6 +134,21 @@ def _matmul_tn(a, b, nchunks):
 
 # ------------------------------------------------------------------- forward
 
+def _gate_products(w, v_t, j0, c, gates, out):
+    """out[g, :c] = w[g*H + j0 : g*H + j0 + c] @ v_t for the first ``gates`` gates.
+
+    When the block holds every unit (one thread), those rows are contiguous
+    and one product does all the gates: at B=1 a call costs about as much as
+    the product itself.
+    """
+    H = w.shape[0] // 3
+    if c == H:
+        np.dot(w[:gates * H], v_t, out[:gates].reshape(gates * H, out.shape[2]))
+    else:
+        for g in range(gates):
+            np.dot(w[g * H + j0:g * H + j0 + c], v_t, out[g, :c])
+
+
 def _forward_recurrence(xp, x, w_ih, b_ih, w_hh, b_hh, lengths, reverse, reset_after,
                         hs, gate_r, gate_z, gate_n, n_aux, out, hh, nchunks):
     """Run the recurrence over the input projection ``xp`` (T, B, 3H).
@@ -164,16 +179,14 @@ def _forward_recurrence(xp, x, w_ih, b_ih, w_hh, b_hh, lengths, reverse, reset_a
             j0, j1 = _block(k, nchunks, H)
             c = j1 - j0
             if project:
+                _gate_products(w_ih, x[s].T, j0, c, 3, hh[k])
                 for gate in range(3):
                     lo = gate * H + j0
-                    np.dot(w_ih[lo:lo + c], x[s].T, hh[k, gate, :c])
                     for b in range(B):
                         for i in range(c):
                             xp[s, b, lo + i] = hh[k, gate, i, b] + b_ih[lo + i]
-            np.dot(w_hh[j0:j1], h_prev.T, hh[k, 0, :c])
-            np.dot(w_hh[H + j0:H + j1], h_prev.T, hh[k, 1, :c])
-            if reset_after:
-                np.dot(w_hh[2 * H + j0:2 * H + j1], h_prev.T, hh[k, 2, :c])
+            # reset_after=False: n waits for r ⊙ h of every unit (second region)
+            _gate_products(w_hh, h_prev.T, j0, c, 3 if reset_after else 2, hh[k])
             for b in range(B):
                 if s >= lengths[b]:
                     for j in range(j0, j1):
@@ -355,6 +368,7 @@ def _build(fn):
 
 # Helpers called from inside the kernels: plain compiled functions, inlined by LLVM.
 _block = njit(**NJIT_OPTIONS)(_block)
+_gate_products = njit(**NJIT_OPTIONS)(_gate_products)
 _dh_block = njit(**NJIT_OPTIONS)(_dh_block)
 _unit_gate_grads_py = _unit_gate_grads          # kernels/cuda.py compiles the same source
 _unit_gate_grads = njit(**NJIT_OPTIONS)(_unit_gate_grads)
