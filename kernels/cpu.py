@@ -119,15 +119,21 @@ def _matmul_rows(a, b, bias, out, nchunks):
     return out
 
 
-def _matmul_tn(a, b, nchunks):
-    """a.T @ b summed over rows: per-thread partial products, then a serial sum."""
-    partial = np.zeros((nchunks, a.shape[1], b.shape[1]), a.dtype)
+def _matmul_tn(a, b, out, nchunks):
+    """out = a.T @ b summed over rows: per-thread partial products, then a serial sum.
+
+    Thread 0 writes straight into ``out`` and the others into partials, so
+    the backward's peak memory holds one weight-sized array fewer.
+    """
+    partial = np.zeros((nchunks - 1, a.shape[1], b.shape[1]), a.dtype)
     for k in prange(nchunks):
         lo, hi = _block(k, nchunks, a.shape[0])
+        dest = out if k == 0 else partial[k - 1]
         if lo < hi:
-            np.dot(a[lo:hi].T, b[lo:hi], partial[k])
-    out = partial[0].copy()
-    for k in range(1, nchunks):
+            np.dot(a[lo:hi].T, b[lo:hi], dest)
+        else:
+            dest[:] = 0
+    for k in range(nchunks - 1):
         out += partial[k]
     return out
 
@@ -457,9 +463,10 @@ def backward(cache, dout, dhn, nchunks):
     n_input = h_prev if cache["reset_after"] else cache["n_aux"].reshape(T * B, H)
     dx = np.empty((T * B, I), dtype)
     _MATMUL_ROWS[parallel](dxp2, w_ih, np.empty(0, dtype), dx, nchunks)
-    dw_ih = _MATMUL_TN[parallel](dxp2, x.reshape(T * B, I), nchunks)
-    dw_hh = np.concatenate((_MATMUL_TN[parallel](d_rz.reshape(T * B, 2 * H), h_prev, nchunks),
-                            _MATMUL_TN[parallel](d_n.reshape(T * B, H), n_input, nchunks)))
+    dw_ih = _MATMUL_TN[parallel](dxp2, x.reshape(T * B, I), np.empty((3 * H, I), dtype), nchunks)
+    dw_hh = np.empty((3 * H, H), dtype)
+    _MATMUL_TN[parallel](d_rz.reshape(T * B, 2 * H), h_prev, dw_hh[:2 * H], nchunks)
+    _MATMUL_TN[parallel](d_n.reshape(T * B, H), n_input, dw_hh[2 * H:], nchunks)
     db_ih = dxp2.sum(axis=0)
     db_hh = np.concatenate((d_rz.reshape(T * B, 2 * H).sum(axis=0), d_n.reshape(T * B, H).sum(axis=0)))
     return dx.reshape(T, B, I), dh, dw_ih, dw_hh, db_ih, db_hh
