@@ -62,7 +62,7 @@ class GRUStream:
         self.num_layers = len(self._names)
         self._no_bias = np.zeros(3 * self.hidden_size, self.dtype)
         self._state = np.zeros((self.num_layers, self.batch_size, self.hidden_size), self.dtype)
-        self._all_steps = {}        # T -> lengths array of all T, reused (the kernels never write it)
+        self._one_step = np.ones(self.batch_size, np.int64)     # step()'s lengths (the kernels never write it)
         if h0 is not None:
             self.state = h0
 
@@ -109,15 +109,9 @@ class GRUStream:
             if x_t.shape[1] != self.batch_size:
                 raise ValueError(f"x_t must hold batch_size={self.batch_size} streams, got {x_t.shape[1]}")
             if not batched:
-                return self._run(np.ascontiguousarray(x_t), self._lengths(1))[0, 0]
+                return self._run(np.ascontiguousarray(x_t), self._one_step)[0, 0]
             x_t = np.ascontiguousarray(x_t[0])
-        return self._run(x_t.reshape(1, self.batch_size, self.input_size), self._lengths(1))[0]
-
-    def _lengths(self, steps):
-        lengths = self._all_steps.get(steps)
-        if lengths is None:
-            lengths = self._all_steps[steps] = np.full(self.batch_size, steps, np.int64)
-        return lengths
+        return self._run(x_t.reshape(1, self.batch_size, self.input_size), self._one_step)[0]
 
     def _run(self, x, lengths):
         """x (T, B, I) C-contiguous through every layer; updates the state; returns the last layer's out."""
