@@ -53,11 +53,12 @@ def test_cuda_backend_under_simulator():
     output = result.stdout[-12000:] + result.stderr[-4000:]
     failed = re.findall(r"^FAILED (\S+)", result.stdout, flags=re.M)
     if result.returncode != 0 and 0 < len(failed) <= 2:
-        # Once in about ten CI runs one case has failed here (a few elements of one step
-        # off by ~1e-2) and passed on every rerun since, alone or in the full subset: a
-        # race under the simulator, whose CUDA threads are Python threads, is suspected
-        # but not found. Those cases get one rerun; a bug that repeats still fails, and
-        # the first failure is reported as a warning so it is not lost.
+        # The simulator's own race: FakeCUDAShared.array (numba 0.68) creates a static
+        # shared array on a block's first call without a lock, so two of its Python
+        # threads can each make their own "shared" tile in _gemm and read the other's
+        # as garbage (seen once in ~10 CI runs, 3 in 6 with two simulated runs at once;
+        # the wrong numbers examined came from _gemm's products). Those cases get one
+        # rerun; a bug that repeats still fails, and the first failure is kept as a warning.
         warnings.warn(f"simulated CUDA cases failed once and were rerun: {failed}\n{output}", RuntimeWarning)
         result = _run_simulated({}, *failed)
         output = result.stdout[-12000:] + result.stderr[-4000:]
