@@ -383,10 +383,14 @@ def _gemm(a, b, bias, has_bias, out, trans_a, trans_b):
     """out[m, n] = sum_k A[m, k] B[k, n] (+ bias[n]), A = a.T if trans_a, B = b.T if trans_b.
 
     Tiled through shared memory; each output element is one thread's sum in a
-    fixed order, so results are bit-stable from run to run.
+    fixed order, so results are bit-stable from run to run. The two tiles
+    live in one dynamic shared array (launched with 2·_TILE² elements):
+    A's tile element (i, j) at tiles[i*_TILE + j], B's at tiles[sb0 + i*_TILE + j].
+    (The simulator creates static shared arrays without a lock, so two of a
+    block's threads could each get their own; dynamic memory is one buffer.)
     """
-    sa = cuda.shared.array((_TILE, _TILE), out.dtype)
-    sb = cuda.shared.array((_TILE, _TILE), out.dtype)
+    tiles = cuda.shared.array(0, out.dtype)
+    sb0 = _TILE * _TILE
     tx = cuda.threadIdx.x
     ty = cuda.threadIdx.y
     m0 = cuda.blockIdx.x * _TILE
@@ -396,35 +400,35 @@ def _gemm(a, b, bias, has_bias, out, trans_a, trans_b):
     K = a.shape[0] if trans_a else a.shape[1]
     acc = out.dtype.type(0)
     for k0 in range(0, K, _TILE):
-        # sa[mm, kk] = A[m0 + mm, k0 + kk] and sb[kk, nn] = B[k0 + kk, n0 + nn],
+        # A's tile (mm, kk) = A[m0 + mm, k0 + kk] and B's tile (kk, nn) = B[k0 + kk, n0 + nn],
         # loaded so that neighbouring threads read neighbouring addresses
         if trans_a:
             m, k = m0 + tx, k0 + ty
             if m < M and k < K:
-                sa[tx, ty] = a[k, m]
+                tiles[tx * _TILE + ty] = a[k, m]
             else:
-                sa[tx, ty] = 0
+                tiles[tx * _TILE + ty] = 0
         else:
             m, k = m0 + ty, k0 + tx
             if m < M and k < K:
-                sa[ty, tx] = a[m, k]
+                tiles[ty * _TILE + tx] = a[m, k]
             else:
-                sa[ty, tx] = 0
+                tiles[ty * _TILE + tx] = 0
         if trans_b:
             n, k = n0 + ty, k0 + tx
             if n < N and k < K:
-                sb[tx, ty] = b[n, k]
+                tiles[sb0 + tx * _TILE + ty] = b[n, k]
             else:
-                sb[tx, ty] = 0
+                tiles[sb0 + tx * _TILE + ty] = 0
         else:
             n, k = n0 + tx, k0 + ty
             if n < N and k < K:
-                sb[ty, tx] = b[k, n]
+                tiles[sb0 + ty * _TILE + tx] = b[k, n]
             else:
-                sb[ty, tx] = 0
+                tiles[sb0 + ty * _TILE + tx] = 0
         cuda.syncthreads()
         for kk in range(_TILE):
-            acc += sa[ty, kk] * sb[kk, tx]
+            acc += tiles[ty * _TILE + kk] * tiles[sb0 + kk * _TILE + tx]
         cuda.syncthreads()
     m = m0 + ty
     n = n0 + tx
@@ -540,7 +544,8 @@ def _matmul(a, b, out, trans_a=False, trans_b=False, bias=None):
     if not has_bias:
         bias = out[0]                       # a placeholder of the right type; never read
     grid = ((M + _TILE - 1) // _TILE, (N + _TILE - 1) // _TILE)
-    _gemm[grid, (_TILE, _TILE)](a, b, bias, has_bias, out, trans_a, trans_b)
+    _gemm[grid, (_TILE, _TILE), 0, 2 * _TILE * _TILE * out.dtype.itemsize](a, b, bias, has_bias, out,
+                                                                         trans_a, trans_b)
     return out
 
 
