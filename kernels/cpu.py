@@ -12,17 +12,18 @@ Who owns the cores: Numba's threads, in every phase. Each product is split
 into ``nchunks`` blocks, one per thread of a ``prange``, and each block calls
 BLAS through ``np.dot``; the caller keeps BLAS single-threaded meanwhile
 (``numgru.dispatch``), so the two thread pools never fight (BASELINES.md).
-In the recurrence the blocks are blocks of hidden units: thread k multiplies
-h by the W_hh rows of its units and finishes their gates, so one step costs
-one parallel region (two for reset_after=False, whose n needs r ⊙ h of all
-units first).
+In the recurrence the blocks are either blocks of hidden units (thread k
+multiplies h by the W_hh rows of its units and finishes their gates: one
+parallel region a step, two for reset_after=False, whose n needs r ⊙ h of all
+units first) or blocks of sequences (thread k runs its own sequences through
+every step: one parallel region in all); see "forward" below.
 
 Step space: the recurrence runs over steps s = 0..T-1. Sequence b is at time
 t = s going forward and t = lengths[b]-1-s in reverse, and is finished once
 s >= lengths[b]; from then on its state is carried unchanged, so the final
 state is always hs[T]. Saved gates are indexed by step, inputs and outputs by
 time. Every reduction is a per-thread partial followed by a serial sum, so the
-same inputs give the same bits at a fixed thread count.
+same inputs give the same bits for a fixed thread count and split.
 """
 import numpy as np
 from numba import njit, prange, types
@@ -139,6 +140,16 @@ def _matmul_tn(a, b, out, nchunks):
 
 
 # ------------------------------------------------------------------- forward
+#
+# Two ways to share a recurrence between threads, one kernel each; the
+# gate maths they share is written once (``_step_gates``, ``_step_new_gate``).
+# ``_forward_units``: blocks of hidden units. Every step, each thread
+# multiplies h by its units' W_hh rows and finishes their gates, then all
+# threads meet, since the next step needs every unit. ``_forward_batches``:
+# blocks of sequences. Sequences never interact, so each thread runs its own
+# from the first step to the last, meeting nobody; but it multiplies by all of
+# W_hh every step, which pays only while a block holds enough sequences
+# (numgru.dispatch decides, from config.BATCH_BLOCK_UNITS_PER_SEQUENCE).
 
 def _gate_products(w, v_t, j0, c, gates, out):
     """out[g, :c] = w[g*H + j0 : g*H + j0 + c] @ v_t for the first ``gates`` gates.
@@ -155,15 +166,64 @@ def _gate_products(w, v_t, j0, c, gates, out):
             np.dot(w[g * H + j0:g * H + j0 + c], v_t, out[g, :c])
 
 
-def _forward_recurrence(xp, x, w_ih, b_ih, w_hh, b_hh, lengths, reverse, reset_after,
-                        hs, gate_r, gate_z, gate_n, n_aux, out, hh, nchunks):
-    """Run the recurrence over the input projection ``xp`` (T, B, 3H).
+def _step_gates(s, b0, b1, j0, j1, rec, xp, b_hh, lengths, reverse, reset_after,
+                h_prev, h_next, gate_r, gate_z, gate_n, n_aux, out, g):
+    """Step s for sequences [b0, b1) and units [j0, j1), given rec[b - b0, gate, j - j0] = (W_h(gate) h)[b, j].
+
+    reset_after: all of h'. Otherwise r, z and n_aux = r ⊙ h, which W_hn
+    multiplies before ``_step_new_gate`` can finish h'. A finished sequence
+    carries its state.
+    """
+    H = h_prev.shape[1]
+    for b in range(b0, b1):
+        if s >= lengths[b]:
+            for j in range(j0, j1):
+                h_next[b, j] = h_prev[b, j]
+                n_aux[g, b, j] = 0
+            continue
+        t = _time_of(s, lengths[b], reverse)
+        for j in range(j0, j1):
+            r = _sigmoid(xp[t, b, j] + rec[b - b0, 0, j - j0] + b_hh[j])
+            z = _sigmoid(xp[t, b, H + j] + rec[b - b0, 1, j - j0] + b_hh[H + j])
+            gate_r[g, b, j] = r
+            gate_z[g, b, j] = z
+            if reset_after:
+                a = rec[b - b0, 2, j - j0] + b_hh[2 * H + j]
+                n = _tanh(xp[t, b, 2 * H + j] + r * a)
+                n_aux[g, b, j] = a
+                gate_n[g, b, j] = n
+                h = n + z * (h_prev[b, j] - n)
+                h_next[b, j] = h
+                out[t, b, j] = h
+            else:
+                n_aux[g, b, j] = r * h_prev[b, j]
+
+
+def _step_new_gate(s, b0, b1, j0, j1, rec_n, xp, b_hh, lengths, reverse,
+                   h_prev, h_next, gate_z, gate_n, out, g):
+    """reset_after=False, step s: n and h' from rec_n[b - b0, j - j0] = (W_hn (r ⊙ h))[b, j]."""
+    H = h_prev.shape[1]
+    for b in range(b0, b1):
+        if s >= lengths[b]:
+            continue
+        t = _time_of(s, lengths[b], reverse)
+        for j in range(j0, j1):
+            n = _tanh(xp[t, b, 2 * H + j] + rec_n[b - b0, j - j0] + b_hh[2 * H + j])
+            gate_n[g, b, j] = n
+            h = n + gate_z[g, b, j] * (h_prev[b, j] - n)
+            h_next[b, j] = h
+            out[t, b, j] = h
+
+
+def _forward_units(xp, x, w_ih, b_ih, w_hh, b_hh, lengths, reverse, reset_after,
+                   hs, gate_r, gate_z, gate_n, n_aux, out, hh, nchunks):
+    """Run the recurrence over the input projection ``xp`` (T, B, 3H), split by hidden units.
 
     Block k owns hidden units [j0, j1): w_hh[g*H + j0 : g*H + j1] @ h.T gives
     gate g's recurrent products for them as (j1 - j0, B) (weights on the
-    left is the faster GEMM shape for small B), into hh[k, g].
-    hs holds T+1 states when training (else 2, used in turn); gate_*/n_aux
-    hold T steps when training (else 1). n_aux is W_hn h + b_hn
+    left is the faster GEMM shape for a few sequences and many units), into
+    hh[k, g]. hs holds T+1 states when training (else 2, used in turn);
+    gate_*/n_aux hold T steps when training (else 1). n_aux is W_hn h + b_hn
     (reset_after) or r ⊙ h (not), the factor the backward needs for W_hn.
 
     With an empty ``x`` the caller has filled ``xp``. Otherwise (streaming,
@@ -176,11 +236,9 @@ def _forward_recurrence(xp, x, w_ih, b_ih, w_hh, b_hh, lengths, reverse, reset_a
     keep = hs.shape[0] == T + 1
     project = x.shape[0] > 0
     for s in range(T):
-        cur = s if keep else s % 2
-        nxt = s + 1 if keep else (s + 1) % 2
         g = s if keep else 0
-        h_prev = hs[cur]
-        h_next = hs[nxt]
+        h_prev = hs[s if keep else s % 2]
+        h_next = hs[s + 1 if keep else (s + 1) % 2]
         for k in prange(nchunks):
             j0, j1 = _block(k, nchunks, H)
             c = j1 - j0
@@ -193,44 +251,50 @@ def _forward_recurrence(xp, x, w_ih, b_ih, w_hh, b_hh, lengths, reverse, reset_a
                             xp[s, b, lo + i] = hh[k, gate, i, b] + b_ih[lo + i]
             # reset_after=False: n waits for r ⊙ h of every unit (second region)
             _gate_products(w_hh, h_prev.T, j0, c, 3 if reset_after else 2, hh[k])
-            for b in range(B):
-                if s >= lengths[b]:
-                    for j in range(j0, j1):
-                        h_next[b, j] = h_prev[b, j]
-                        n_aux[g, b, j] = 0
-                    continue
-                t = _time_of(s, lengths[b], reverse)
-                for j in range(j0, j1):
-                    i = j - j0
-                    r = _sigmoid(xp[t, b, j] + hh[k, 0, i, b] + b_hh[j])
-                    z = _sigmoid(xp[t, b, H + j] + hh[k, 1, i, b] + b_hh[H + j])
-                    gate_r[g, b, j] = r
-                    gate_z[g, b, j] = z
-                    if reset_after:
-                        a = hh[k, 2, i, b] + b_hh[2 * H + j]
-                        n = _tanh(xp[t, b, 2 * H + j] + r * a)
-                        n_aux[g, b, j] = a
-                        gate_n[g, b, j] = n
-                        h = n + z * (h_prev[b, j] - n)
-                        h_next[b, j] = h
-                        out[t, b, j] = h
-                    else:
-                        n_aux[g, b, j] = r * h_prev[b, j]
+            _step_gates(s, 0, B, j0, j1, hh[k].transpose(2, 0, 1), xp, b_hh, lengths, reverse, reset_after,
+                        h_prev, h_next, gate_r, gate_z, gate_n, n_aux, out, g)
         if not reset_after:
-            # n needs W_hn (r ⊙ h) over all units: a second region.
             for k in prange(nchunks):
                 j0, j1 = _block(k, nchunks, H)
                 np.dot(w_hh[2 * H + j0:2 * H + j1], n_aux[g].T, hh[k, 2, :j1 - j0])
-                for b in range(B):
-                    if s >= lengths[b]:
-                        continue
-                    t = _time_of(s, lengths[b], reverse)
-                    for j in range(j0, j1):
-                        n = _tanh(xp[t, b, 2 * H + j] + hh[k, 2, j - j0, b] + b_hh[2 * H + j])
-                        gate_n[g, b, j] = n
-                        h = n + gate_z[g, b, j] * (h_prev[b, j] - n)
-                        h_next[b, j] = h
-                        out[t, b, j] = h
+                _step_new_gate(s, 0, B, j0, j1, hh[k, 2].T, xp, b_hh, lengths, reverse,
+                               h_prev, h_next, gate_z, gate_n, out, g)
+
+
+def _forward_batches(xp, x, w_ih, b_ih, w_hh, b_hh, lengths, reverse, reset_after,
+                     hs, gate_r, gate_z, gate_n, n_aux, out, hh, nchunks):
+    """The same recurrence (same arguments) split by sequences: block k runs [b0, b1) through every step.
+
+    hh (nchunks, rows * 3H), rows = ceil(B / nchunks): block k's products
+    h W_hᵀ, (b1 - b0, gates * H), one GEMM a step with the sequences as rows,
+    the layout in which the gate loop reads memory in order.
+    """
+    T, B, _ = xp.shape
+    H = hs.shape[2]
+    keep = hs.shape[0] == T + 1
+    project = x.shape[0] > 0
+    gates = 3 if reset_after else 2
+    for k in prange(nchunks):
+        b0, b1 = _block(k, nchunks, B)
+        rows = b1 - b0
+        rec = hh[k, :rows * gates * H].reshape(rows, gates * H)
+        rec_n = hh[k, rows * 2 * H:rows * 3 * H].reshape(rows, H)
+        for s in range(T):
+            g = s if keep else 0
+            h_prev = hs[s if keep else s % 2]
+            h_next = hs[s + 1 if keep else (s + 1) % 2]
+            if project:
+                x_proj = xp[s, b0:b1]
+                np.dot(x[s, b0:b1], w_ih.T, x_proj)
+                for i in range(rows):
+                    x_proj[i] += b_ih
+            np.dot(h_prev[b0:b1], w_hh[:gates * H].T, rec)
+            _step_gates(s, b0, b1, 0, H, rec.reshape(rows, gates, H), xp, b_hh, lengths, reverse, reset_after,
+                        h_prev, h_next, gate_r, gate_z, gate_n, n_aux, out, g)
+            if not reset_after:
+                np.dot(n_aux[g, b0:b1], w_hh[2 * H:].T, rec_n)
+                _step_new_gate(s, b0, b1, 0, H, rec_n, xp, b_hh, lengths, reverse,
+                               h_prev, h_next, gate_z, gate_n, out, g)
 
 
 # ------------------------------------------------------------------ backward
@@ -264,7 +328,50 @@ def _unit_gate_grads(s, t, b, j, grad_h, hs, gate_r, gate_z, gate_n, n_aux, rese
         d_n[s, b, j] = dn_pre
 
 
-def _dh_block(s, k, nchunks, reset_after, d_rz, d_n, wt_rz, wt_n, dh_direct, tmp, dh):
+def _step_grads(s, b0, b1, j0, j1, dout, dh, hs, gate_r, gate_z, gate_n, n_aux, lengths, reverse,
+                reset_after, dh_direct, dxp, d_rz, d_n):
+    """``_unit_gate_grads`` for sequences [b0, b1), units [j0, j1) at step s; a finished sequence passes dh through."""
+    H = dh.shape[1]
+    for b in range(b0, b1):
+        if s >= lengths[b]:
+            for j in range(j0, j1):
+                dh_direct[b, j] = dh[b, j]
+                d_rz[s, b, j] = 0
+                d_rz[s, b, H + j] = 0
+                d_n[s, b, j] = 0
+            continue
+        t = _time_of(s, lengths[b], reverse)
+        for j in range(j0, j1):
+            _unit_gate_grads(s, t, b, j, dh[b, j] + dout[t, b, j], hs, gate_r, gate_z, gate_n,
+                             n_aux, reset_after, dh_direct, dxp, d_rz, d_n)
+
+
+def _step_reset_grads(s, b0, b1, j0, j1, d_rh, hs, gate_r, lengths, reverse, dh_direct, dxp, d_rz):
+    """reset_after=False, step s: r's gradient from d_rh[b - b0, j - j0] = (dn_pre W_hn)[b, j] = dL/d(r ⊙ h)."""
+    one = dh_direct.dtype.type(1)
+    for b in range(b0, b1):
+        if s >= lengths[b]:
+            continue
+        t = _time_of(s, lengths[b], reverse)
+        for j in range(j0, j1):
+            r = gate_r[s, b, j]
+            dr_pre = d_rh[b - b0, j - j0] * hs[s, b, j] * r * (one - r)
+            d_rz[s, b, j] = dr_pre
+            dxp[t, b, j] = dr_pre
+            dh_direct[b, j] += d_rh[b - b0, j - j0] * r
+
+
+def _dh_sum(b0, b1, j0, j1, reset_after, rec, dh_direct, dh):
+    """dh = dh_direct + rec[0] (+ rec[1]) for sequences [b0, b1), units [j0, j1); rec[q, b - b0, j - j0]."""
+    for b in range(b0, b1):
+        for j in range(j0, j1):
+            v = dh_direct[b, j] + rec[0, b - b0, j - j0]
+            if reset_after:
+                v += rec[1, b - b0, j - j0]
+            dh[b, j] = v
+
+
+def _dh_units(s, k, nchunks, reset_after, d_rz, d_n, wt_rz, wt_n, dh_direct, tmp, dh):
     """dh[:, block k] = dh_direct + d_rz[s] @ W_h(rz)[:, block] (+ d_n[s] @ W_hn[:, block])."""
     B, H = dh.shape
     j0, j1 = _block(k, nchunks, H)
@@ -272,17 +379,12 @@ def _dh_block(s, k, nchunks, reset_after, d_rz, d_n, wt_rz, wt_n, dh_direct, tmp
     np.dot(wt_rz[j0:j1], d_rz[s].T, tmp[k, 0, :c])
     if reset_after:
         np.dot(wt_n[j0:j1], d_n[s].T, tmp[k, 1, :c])
-    for b in range(B):
-        for j in range(j0, j1):
-            v = dh_direct[b, j] + tmp[k, 0, j - j0, b]
-            if reset_after:
-                v += tmp[k, 1, j - j0, b]
-            dh[b, j] = v
+    _dh_sum(0, B, j0, j1, reset_after, tmp[k].transpose(0, 2, 1), dh_direct, dh)
 
 
-def _backward_recurrence(dout, hs, gate_r, gate_z, gate_n, n_aux, wt_rz, wt_n,
-                         lengths, reverse, reset_after, dh, dxp, d_rz, d_n, nchunks):
-    """BPTT over the steps saved by ``_forward_recurrence``.
+def _backward_units(dout, hs, gate_r, gate_z, gate_n, n_aux, wt_rz, wt_n,
+                    lengths, reverse, reset_after, dh, dxp, d_rz, d_n, nchunks):
+    """BPTT over the steps saved by the forward, split by hidden units.
 
     dh (B, H) enters as dL/dh_T and leaves as dL/dh_0. Writes
     dxp (T, B, 3H, time-indexed, zero where padded): gradient of the input
@@ -292,57 +394,66 @@ def _backward_recurrence(dout, hs, gate_r, gate_z, gate_n, n_aux, wt_rz, wt_n,
     transposed, so that block k's rows give its units' columns.
     """
     T, B, H = dout.shape
-    one = dout.dtype.type(1)
     dh_direct = np.empty((B, H), dout.dtype)
     tmp = np.empty((nchunks, 2, (H + nchunks - 1) // nchunks, B), dout.dtype)
     for s in range(T - 1, -1, -1):
         for k in prange(nchunks):
             if s < T - 1:
                 # finish dh for this block's units from step s+1's gate gradients
-                _dh_block(s + 1, k, nchunks, reset_after, d_rz, d_n, wt_rz, wt_n, dh_direct, tmp, dh)
+                _dh_units(s + 1, k, nchunks, reset_after, d_rz, d_n, wt_rz, wt_n, dh_direct, tmp, dh)
             j0, j1 = _block(k, nchunks, H)
-            for b in range(B):
-                if s >= lengths[b]:
-                    # a finished sequence carries its state: dh passes through
-                    for j in range(j0, j1):
-                        dh_direct[b, j] = dh[b, j]
-                        d_rz[s, b, j] = 0
-                        d_rz[s, b, H + j] = 0
-                        d_n[s, b, j] = 0
-                    continue
-                t = _time_of(s, lengths[b], reverse)
-                for j in range(j0, j1):
-                    _unit_gate_grads(s, t, b, j, dh[b, j] + dout[t, b, j], hs, gate_r, gate_z, gate_n,
-                                     n_aux, reset_after, dh_direct, dxp, d_rz, d_n)
+            _step_grads(s, 0, B, j0, j1, dout, dh, hs, gate_r, gate_z, gate_n, n_aux, lengths, reverse,
+                        reset_after, dh_direct, dxp, d_rz, d_n)
         if not reset_after:
             # d(r ⊙ h) = dn_pre @ W_hn needs dn_pre of all units: a second region.
             for k in prange(nchunks):
                 j0, j1 = _block(k, nchunks, H)
                 np.dot(wt_n[j0:j1], d_n[s].T, tmp[k, 1, :j1 - j0])
-                for b in range(B):
-                    if s >= lengths[b]:
-                        continue
-                    t = _time_of(s, lengths[b], reverse)
-                    for j in range(j0, j1):
-                        d_rh = tmp[k, 1, j - j0, b]
-                        r = gate_r[s, b, j]
-                        dr_pre = d_rh * hs[s, b, j] * r * (one - r)
-                        d_rz[s, b, j] = dr_pre
-                        dxp[t, b, j] = dr_pre
-                        dh_direct[b, j] += d_rh * r
+                _step_reset_grads(s, 0, B, j0, j1, tmp[k, 1].T, hs, gate_r, lengths, reverse,
+                                  dh_direct, dxp, d_rz)
     for k in prange(nchunks):
-        _dh_block(0, k, nchunks, reset_after, d_rz, d_n, wt_rz, wt_n, dh_direct, tmp, dh)
+        _dh_units(0, k, nchunks, reset_after, d_rz, d_n, wt_rz, wt_n, dh_direct, tmp, dh)
+
+
+def _dh_batches(s, b0, b1, reset_after, d_rz, d_n, wt_rz, wt_n, dh_direct, rec, dh):
+    """dh[b0:b1] = dh_direct + d_rz[s] @ W_h(rz) (+ d_n[s] @ W_hn), the sequences as rows."""
+    np.dot(d_rz[s, b0:b1], wt_rz.T, rec[0])
+    if reset_after:
+        np.dot(d_n[s, b0:b1], wt_n.T, rec[1])
+    _dh_sum(b0, b1, 0, dh.shape[1], reset_after, rec, dh_direct, dh)
+
+
+def _backward_batches(dout, hs, gate_r, gate_z, gate_n, n_aux, wt_rz, wt_n,
+                      lengths, reverse, reset_after, dh, dxp, d_rz, d_n, nchunks):
+    """The same BPTT (same arguments) split by sequences: block k runs [b0, b1) through every step, meeting nobody."""
+    T, B, H = dout.shape
+    dh_direct = np.empty((B, H), dout.dtype)
+    tmp = np.empty((nchunks, 2 * ((B + nchunks - 1) // nchunks) * H), dout.dtype)
+    for k in prange(nchunks):
+        b0, b1 = _block(k, nchunks, B)
+        rows = b1 - b0
+        rec = tmp[k, :2 * rows * H].reshape(2, rows, H)
+        for s in range(T - 1, -1, -1):
+            if s < T - 1:
+                _dh_batches(s + 1, b0, b1, reset_after, d_rz, d_n, wt_rz, wt_n, dh_direct, rec, dh)
+            _step_grads(s, b0, b1, 0, H, dout, dh, hs, gate_r, gate_z, gate_n, n_aux, lengths, reverse,
+                        reset_after, dh_direct, dxp, d_rz, d_n)
+            if not reset_after:
+                np.dot(d_n[s, b0:b1], wt_n.T, rec[1])
+                _step_reset_grads(s, b0, b1, 0, H, rec[1], hs, gate_r, lengths, reverse, dh_direct, dxp, d_rz)
+        _dh_batches(0, b0, b1, reset_after, d_rz, d_n, wt_rz, wt_n, dh_direct, rec, dh)
 
 
 # ------------------------------------------------------------------ streams
 
-def _stream_chunk(x, w_ih, w_hh, b_ih, b_hh, h, lengths, reset_after, nchunks):
+def _stream_chunk(x, w_ih, w_hh, b_ih, b_hh, h, lengths, reset_after, nchunks, by_batch):
     """A chunk of a stream, forward direction, no cache: x (T, B, I); h (B, H) is updated in place.
 
     Each step projects its own input inside the recurrence, so the numbers do
-    not depend on where a stream is cut into calls. Compiled as a whole (its
-    buffers allocated in compiled code) because a streaming step is so small
-    that Python-side set-up would cost more than the step.
+    not depend on where a stream is cut into calls (for a fixed split: the
+    caller's choice must not depend on T). Compiled as a whole (its buffers
+    allocated in compiled code) because a streaming step is so small that
+    Python-side set-up would cost more than the step.
     """
     T, B, _ = x.shape
     H = h.shape[1]
@@ -355,12 +466,19 @@ def _stream_chunk(x, w_ih, w_hh, b_ih, b_hh, h, lengths, reset_after, nchunks):
     gate_n = np.empty((1, B, H), dtype)
     n_aux = np.empty((1, B, H), dtype)
     out = np.zeros((T, B, H), dtype)
-    hh = np.empty((nchunks, 3, (H + nchunks - 1) // nchunks, B), dtype)
-    buffers = (hs, gate_r, gate_z, gate_n, n_aux, out, hh, nchunks)
-    if nchunks > 1:
-        _forward_parallel(xp, x, w_ih, b_ih, w_hh, b_hh, lengths, False, reset_after, *buffers)
+    args = (xp, x, w_ih, b_ih, w_hh, b_hh, lengths, False, reset_after, hs, gate_r, gate_z, gate_n, n_aux, out)
+    if by_batch:
+        hh_rows = np.empty((nchunks, (B + nchunks - 1) // nchunks * 3 * H), dtype)
+        if nchunks > 1:
+            _forward_batches_parallel(*args, hh_rows, nchunks)
+        else:
+            _forward_batches_serial(*args, hh_rows, nchunks)
     else:
-        _forward_serial(xp, x, w_ih, b_ih, w_hh, b_hh, lengths, False, reset_after, *buffers)
+        hh = np.empty((nchunks, 3, (H + nchunks - 1) // nchunks, B), dtype)
+        if nchunks > 1:
+            _forward_units_parallel(*args, hh, nchunks)
+        else:
+            _forward_units_serial(*args, hh, nchunks)
     h[:] = hs[T % 2]
     return out
 
@@ -375,32 +493,42 @@ def _build(fn):
 # Helpers called from inside the kernels: plain compiled functions, inlined by LLVM.
 _block = njit(**NJIT_OPTIONS)(_block)
 _gate_products = njit(**NJIT_OPTIONS)(_gate_products)
-_dh_block = njit(**NJIT_OPTIONS)(_dh_block)
+_step_gates = njit(**NJIT_OPTIONS)(_step_gates)
+_step_new_gate = njit(**NJIT_OPTIONS)(_step_new_gate)
 _unit_gate_grads_py = _unit_gate_grads          # kernels/cuda.py compiles the same source
 _unit_gate_grads = njit(**NJIT_OPTIONS)(_unit_gate_grads)
+_step_grads = njit(**NJIT_OPTIONS)(_step_grads)
+_step_reset_grads = njit(**NJIT_OPTIONS)(_step_reset_grads)
+_dh_sum = njit(**NJIT_OPTIONS)(_dh_sum)
+_dh_units = njit(**NJIT_OPTIONS)(_dh_units)
+_dh_batches = njit(**NJIT_OPTIONS)(_dh_batches)
 _MATMUL_ROWS = _build(_matmul_rows)
 _MATMUL_TN = _build(_matmul_tn)
-_FORWARD = _build(_forward_recurrence)
-_forward_parallel, _forward_serial = _FORWARD[True], _FORWARD[False]     # called by _stream_chunk
+# Recurrences, keyed {by_batch: {parallel: build}}.
+_FORWARD = {False: _build(_forward_units), True: _build(_forward_batches)}
+_BACKWARD = {False: _build(_backward_units), True: _build(_backward_batches)}
+# _stream_chunk calls the forward builds by name (compiled code cannot index a dict).
+_forward_units_parallel, _forward_units_serial = _FORWARD[False][True], _FORWARD[False][False]
+_forward_batches_parallel, _forward_batches_serial = _FORWARD[True][True], _FORWARD[True][False]
 _STREAM = njit(**NJIT_OPTIONS)(_stream_chunk)
-_BACKWARD = _build(_backward_recurrence)
 
 
 # ------------------------------------------------------------------ wrappers
 
-def forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, reverse, reset_after, training, nchunks):
+def forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, reverse, reset_after, training, nchunks, by_batch):
     """One layer-direction over a whole sequence.
 
     x (T, B, I) C-contiguous; w_ih (3H, I); w_hh (3H, H) C-contiguous;
     b_ih, b_hh (3H,) (zeros for no bias); h0 (B, H); lengths int64 (B,),
     1 <= lengths <= T; all of one float dtype. nchunks: the number of
-    threads to split over (1: the serial build, no threads woken).
+    threads to split over (1: the serial build, no threads woken); by_batch:
+    into blocks of sequences (``_forward_batches``), else of hidden units.
     Returns out (T, B, H) (zero past each length), hn (B, H), and the cache
     ``backward`` needs (None unless ``training``).
     """
     T, B, I = x.shape
     H = w_hh.shape[1]
-    nchunks = max(1, min(nchunks, H))
+    nchunks = max(1, min(nchunks, B if by_batch else H))
     parallel = nchunks > 1
     dtype = x.dtype
     xp = np.empty((T * B, 3 * H), dtype)
@@ -416,9 +544,12 @@ def forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, reverse, reset_after, traini
     n_aux = np.empty((saved, B, H), dtype)
     padded = bool((lengths < T).any())
     out = np.zeros((T, B, H), dtype) if padded else np.empty((T, B, H), dtype)
-    hh = np.empty((nchunks, 3, (H + nchunks - 1) // nchunks, B), dtype)
-    _FORWARD[parallel](xp, x[:0], w_ih, b_ih, w_hh, b_hh, lengths, reverse, reset_after,
-                       hs, gate_r, gate_z, gate_n, n_aux, out, hh, nchunks)
+    if by_batch:
+        hh = np.empty((nchunks, (B + nchunks - 1) // nchunks * 3 * H), dtype)
+    else:
+        hh = np.empty((nchunks, 3, (H + nchunks - 1) // nchunks, B), dtype)
+    _FORWARD[by_batch][parallel](xp, x[:0], w_ih, b_ih, w_hh, b_hh, lengths, reverse, reset_after,
+                                 hs, gate_r, gate_z, gate_n, n_aux, out, hh, nchunks)
     hn = hs[T if training else T % 2].copy()
     if not training:
         return out, hn, None
@@ -428,16 +559,17 @@ def forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, reverse, reset_after, traini
     return out, hn, cache
 
 
-def stream(x, w_ih, w_hh, b_ih, b_hh, h, lengths, reset_after, nchunks):
+def stream(x, w_ih, w_hh, b_ih, b_hh, h, lengths, reset_after, nchunks, by_batch):
     """A chunk of a stream: x (T, B, I), w_ih (3H, I), w_hh (3H, H), C-contiguous; b_ih, b_hh (3H,);
     h (B, H), updated in place to the state after the chunk; lengths int64 (B,) in [0, T] (0: that
-    sequence has no step in this chunk). Returns out (T, B, H), zero past each length.
+    sequence has no step in this chunk). nchunks, by_batch: as for ``forward``. Returns out (T, B, H),
+    zero past each length.
     """
-    nchunks = max(1, min(nchunks, h.shape[1]))
-    return _STREAM(x, w_ih, w_hh, b_ih, b_hh, h, lengths, reset_after, nchunks)
+    nchunks = max(1, min(nchunks, h.shape[0] if by_batch else h.shape[1]))
+    return _STREAM(x, w_ih, w_hh, b_ih, b_hh, h, lengths, reset_after, nchunks, by_batch)
 
 
-def backward(cache, dout, dhn, nchunks):
+def backward(cache, dout, dhn, nchunks, by_batch):
     """Gradients of one layer-direction from the cache of ``forward``.
 
     dout (T, B, H) C-contiguous, dhn (B, H). Returns
@@ -446,17 +578,17 @@ def backward(cache, dout, dhn, nchunks):
     x, w_ih, w_hh, hs = cache["x"], cache["w_ih"], cache["w_hh"], cache["hs"]
     T, B, I = x.shape
     H = w_hh.shape[1]
-    nchunks = max(1, min(nchunks, H))
+    nchunks = max(1, min(nchunks, B if by_batch else H))
     parallel = nchunks > 1
     dtype = x.dtype
     dh = np.array(dhn, dtype=dtype, order="C")
     dxp = np.zeros((T, B, 3 * H), dtype)
     d_rz = np.empty((T, B, 2 * H), dtype)
     d_n = np.empty((T, B, H), dtype)
-    _BACKWARD[parallel](dout, hs, cache["gate_r"], cache["gate_z"], cache["gate_n"], cache["n_aux"],
-                        np.ascontiguousarray(w_hh[:2 * H].T), np.ascontiguousarray(w_hh[2 * H:].T),
-                        cache["lengths"], cache["reverse"], cache["reset_after"],
-                        dh, dxp, d_rz, d_n, nchunks)
+    _BACKWARD[by_batch][parallel](
+        dout, hs, cache["gate_r"], cache["gate_z"], cache["gate_n"], cache["n_aux"],
+        np.ascontiguousarray(w_hh[:2 * H].T), np.ascontiguousarray(w_hh[2 * H:].T),
+        cache["lengths"], cache["reverse"], cache["reset_after"], dh, dxp, d_rz, d_n, nchunks)
 
     dxp2 = dxp.reshape(T * B, 3 * H)
     h_prev = hs[:T].reshape(T * B, H)

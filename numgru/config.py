@@ -15,11 +15,29 @@ NJIT_OPTIONS = dict(fastmath=set(FASTMATH), error_model="numpy", nogil=True)
 # flush-to-zero, which would cost float64 its 1e-10 parity.
 CUDA_JIT_OPTIONS = dict(fastmath=False)
 
-# Below this many multiply-adds per recurrent step (B * 3H * H) the CPU kernels
-# run on one thread: waking threads and meeting at a barrier every step costs
-# more than sharing such a step saves (and far more when another process holds
-# a core). Measured on the idle 2-core machine (T=200 forward, time / torch's):
-# B=1 H=256 and B=16 H=64 (196,608 each) 0.57 / 1.17 serial, 0.38 / 0.71 on
-# two threads; B=1 H=128 (49,152) 0.41 serial, 0.59 on two. Read by
+# Below this many multiply-adds per parallel region the CPU kernels run on one
+# thread: waking threads (and meeting at a barrier) costs more than sharing
+# such a region saves, and far more when another process holds a core. A
+# region is one step of a recurrence split by hidden units, the whole call of
+# one split by sequences (see BATCH_BLOCK_UNITS_PER_SEQUENCE). Measured on the
+# idle 2-core machine, split by units (T=200 forward, time / torch's): B=1
+# H=256 and B=16 H=64 (196,608 a step each) 0.57 / 1.17 serial, 0.38 / 0.71
+# on two threads; B=1 H=128 (49,152) 0.41 serial, 0.59 on two. Read by
 # numgru.dispatch at each call.
-PARALLEL_MIN_STEP_WORK = 1 << 17
+PARALLEL_MIN_REGION_WORK = 1 << 17
+
+# A recurrence is split between threads by sequences, rather than by hidden
+# units, when H <= BATCH_SPLIT_ALWAYS_MAX_H or each thread's block holds at
+# least H / BATCH_BLOCK_UNITS_PER_SEQUENCE sequences. Split by sequences the
+# threads never meet, which is what counts at small H, where a step is short
+# next to a barrier; but each thread multiplies by all of W_hh at every step,
+# a GEMM with only the block's sequences as rows, which pays at larger H only
+# for large blocks. Measured in one process (T=200 forward, float32,
+# 2 threads, time split by sequences / by units): H=32 B=16 0.78; H=64: B=8
+# 0.45, B=64 0.88; H=128: B=16 1.25, B=32 1.02, B=64 0.95; H=256: B=16 1.00,
+# B=32 1.11, B=64 1.04, B=128 0.88, B=256 0.67; H=512 B=64 1.10. One thread
+# takes the sequences-as-rows layout by the same rule (or for one sequence):
+# time / units-as-rows, H=32-64: B=1-4 0.44-0.58; B=1: H=256 0.82, H=1024
+# 0.94; H=256: B=4 1.20, B=16 0.92, B=64 0.76; H=1024 B=64 1.04.
+BATCH_SPLIT_ALWAYS_MAX_H = 64
+BATCH_BLOCK_UNITS_PER_SEQUENCE = 4

@@ -146,23 +146,44 @@ class one_blas_thread:
 
 
 class cpu_threads(one_blas_thread):
-    """Context manager deciding who owns the cores for one kernel call; gives the number of blocks.
+    """Context manager deciding who owns the cores for one recurrence; gives (blocks, by_batch).
 
-    Small recurrences (fewer than ``config.PARALLEL_MIN_STEP_WORK``
-    multiply-adds per step) run on one thread; larger ones on Numba's threads,
-    each calling BLAS on its own block. BLAS is held to one thread either way,
-    so no two thread pools ever fight. The block count is the number of Numba
-    threads, so results are bit-stable for a fixed ``numba.set_num_threads``.
+    ``steps``: how many steps the call runs (a stream passes 1, so that its
+    split, and with it its bits, do not depend on how the stream is cut).
+    A recurrence is shared between Numba's threads by sequences (by_batch:
+    each thread runs its own block of sequences through every step, one
+    parallel region in all) when H is small or the blocks are large
+    (``config.BATCH_SPLIT_ALWAYS_MAX_H``, ``BATCH_BLOCK_UNITS_PER_SEQUENCE``), else by hidden units
+    (the threads meet at every step), and runs on one thread where a parallel
+    region would hold fewer than ``config.PARALLEL_MIN_REGION_WORK``
+    multiply-adds. One thread takes the sequences-as-rows layout by the same
+    rule, or for a single sequence (a matrix-vector product either way, and
+    its gate loop reads memory in order). BLAS is held to one thread
+    throughout, so no two thread pools ever fight. The block count is the
+    number of Numba threads, so results are bit-stable for a fixed
+    ``numba.set_num_threads``.
     """
 
-    __slots__ = ("blocks",)
+    __slots__ = ("plan",)
 
-    def __init__(self, step_work):
-        self.blocks = 1 if step_work < config.PARALLEL_MIN_STEP_WORK else numba.get_num_threads()
+    def __init__(self, B, H, steps):
+        threads = numba.get_num_threads()
+        step_work = B * 3 * H * H
+
+        def by_batch(blocks):
+            return B == blocks == 1 or B >= blocks and (
+                H <= config.BATCH_SPLIT_ALWAYS_MAX_H or B // blocks * config.BATCH_BLOCK_UNITS_PER_SEQUENCE >= H)
+
+        if threads > 1 and by_batch(threads) and steps * step_work >= config.PARALLEL_MIN_REGION_WORK:
+            self.plan = (threads, True)
+        elif threads > 1 and step_work >= config.PARALLEL_MIN_REGION_WORK:
+            self.plan = (threads, False)
+        else:
+            self.plan = (1, by_batch(1))
 
     def __enter__(self):
         super().__enter__()
-        return self.blocks
+        return self.plan
 
 
 _grad_mode = threading.local()
@@ -230,13 +251,13 @@ def forward_layer(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, *, reverse=False, rese
         cache = LayerCache(device, has_bias, (T, B, H), kernel_cache) if training else None
         return out, hn, cache
     zeros = np.zeros(3 * H, dtype)
-    with cpu_threads(B * 3 * H * H) as nthreads:
+    with cpu_threads(B, H, T) as (nthreads, by_batch):
         out, hn, kernel_cache = cpu.forward(
             np.ascontiguousarray(x), np.ascontiguousarray(w_ih), np.ascontiguousarray(w_hh),
             np.ascontiguousarray(b_ih) if has_bias else zeros,
             np.ascontiguousarray(b_hh) if has_bias else zeros,
             np.zeros((B, H), dtype) if h0 is None else h0,
-            lengths, reverse, reset_after, training, nthreads)
+            lengths, reverse, reset_after, training, nthreads, by_batch)
     cache = LayerCache(device, has_bias, (T, B, H), kernel_cache) if training else None
     return out, hn, cache
 
@@ -246,8 +267,8 @@ def stream_layer(x, w_ih, w_hh, b_ih, b_hh, h, lengths, reset_after):
     biases arrays (zeros for none), lengths int64 in [0, T]. Updates h; returns out.
     """
     B, H = h.shape
-    with cpu_threads(B * 3 * H * H) as nthreads:
-        return cpu.stream(x, w_ih, w_hh, b_ih, b_hh, h, lengths, reset_after, nthreads)
+    with cpu_threads(B, H, 1) as (nthreads, by_batch):
+        return cpu.stream(x, w_ih, w_hh, b_ih, b_hh, h, lengths, reset_after, nthreads, by_batch)
 
 
 def backward_layer(cache, dout, dhn):
@@ -259,8 +280,8 @@ def backward_layer(cache, dout, dhn):
     else:
         dout = np.zeros((T, B, H), dtype) if dout is None else np.ascontiguousarray(dout)
         dhn = np.zeros((B, H), dtype) if dhn is None else dhn
-        with cpu_threads(B * 3 * H * H) as nthreads:
-            dx, dh0, dw_ih, dw_hh, db_ih, db_hh = cpu.backward(cache.kernel, dout, dhn, nthreads)
+        with cpu_threads(B, H, T) as (nthreads, by_batch):
+            dx, dh0, dw_ih, dw_hh, db_ih, db_hh = cpu.backward(cache.kernel, dout, dhn, nthreads, by_batch)
     if not cache.has_bias:
         db_ih = db_hh = None
     return dx, dh0, (dw_ih, dw_hh, db_ih, db_hh)

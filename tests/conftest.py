@@ -75,4 +75,25 @@ def _parallel_cpu_kernels(monkeypatch):
     send them through the parallel builds (the harder path). Tests of the serial
     build raise the threshold themselves."""
     import numgru.config
-    monkeypatch.setattr(numgru.config, "PARALLEL_MIN_STEP_WORK", 0)
+    monkeypatch.setattr(numgru.config, "PARALLEL_MIN_REGION_WORK", 0)
+
+
+CPU_PLANS = {
+    # name: values of numgru.config's PARALLEL_MIN_REGION_WORK, BATCH_SPLIT_ALWAYS_MAX_H,
+    # BATCH_BLOCK_UNITS_PER_SEQUENCE
+    "parallel-batches": (0, 1 << 30, 1 << 30),
+    "parallel-units": (0, 0, 0),
+    "serial-batches": (1 << 62, 1 << 30, 1 << 30),
+    "serial-units": (1 << 62, 0, 0),
+}
+CPU_PLAN_SETTINGS = ("PARALLEL_MIN_REGION_WORK", "BATCH_SPLIT_ALWAYS_MAX_H", "BATCH_BLOCK_UNITS_PER_SEQUENCE")
+
+
+@pytest.fixture(params=list(CPU_PLANS))
+def cpu_plan(request, monkeypatch):
+    """Every way the CPU kernels can run a recurrence (kernels/cpu.py): parallel or serial
+    build, blocks of sequences or of hidden units. Gives the plan's name."""
+    import numgru.config
+    for name, value in zip(CPU_PLAN_SETTINGS, CPU_PLANS[request.param]):
+        monkeypatch.setattr(numgru.config, name, value)
+    return request.param

@@ -19,14 +19,14 @@ TOL = {"float64": 1e-10, "float32": 1e-5}
 T, B, I, H = 5, 3, 4, 6
 
 
-DEFAULT_PARALLEL_MIN_STEP_WORK = numgru.config.PARALLEL_MIN_STEP_WORK   # read before conftest lowers it
+DEFAULT_PARALLEL_MIN_REGION_WORK = numgru.config.PARALLEL_MIN_REGION_WORK   # read before conftest lowers it
 
 
 @pytest.fixture(autouse=True)
 def _serial_cpu_kernels(monkeypatch):
     """Conversions are tested here, not kernels: tiny shapes take the serial build, as they do
     outside the tests (it compiles in about half the time of the parallel one)."""
-    monkeypatch.setattr(numgru.config, "PARALLEL_MIN_STEP_WORK", DEFAULT_PARALLEL_MIN_STEP_WORK)
+    monkeypatch.setattr(numgru.config, "PARALLEL_MIN_REGION_WORK", DEFAULT_PARALLEL_MIN_REGION_WORK)
 
 
 @pytest.fixture

@@ -5,8 +5,11 @@ import numpy as np
 import pytest
 
 import numgru
+from conftest import CPU_PLAN_SETTINGS
 
 T, B, I, H = 6, 3, 4, 5
+# read at import, before conftest's autouse fixture lowers the threshold
+DEFAULT_CPU_PLAN_SETTINGS = {name: getattr(numgru.config, name) for name in CPU_PLAN_SETTINGS}
 
 
 def make(dtype="float64", **kw):
@@ -194,10 +197,11 @@ def test_cell_step_equals_sequence_step(device):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("reset_after", [True, False])
-def test_serial_and_parallel_builds_agree(monkeypatch, dtype, reset_after):
-    """Small problems run the serial build of the CPU kernels, large ones the parallel
-    build: the same numbers up to rounding, and the serial path really is taken."""
+def test_every_cpu_plan_agrees(cpu_plan, dtype, reset_after):
+    """Serial or parallel build, split by sequences or by hidden units: the same numbers
+    up to rounding, in a bidirectional stack with padding (the plan really is taken)."""
     import numgru.config
+    from conftest import CPU_PLANS
     from numgru import dispatch
     from reference import rel_err
 
@@ -212,11 +216,37 @@ def test_serial_and_parallel_builds_agree(monkeypatch, dtype, reset_after):
         dx, dh0 = gru.backward(dout)
         return (out, hn, dx, dh0, *gru.grads.values())
 
-    parallel = run()
-    monkeypatch.setattr(numgru.config, "PARALLEL_MIN_STEP_WORK", 1 << 62)
-    with dispatch.cpu_threads(B * 3 * H * H) as blocks:
-        assert blocks == 1
-    serial = run()
+    blocks, by_batch = dispatch.cpu_threads(B, H, T).plan
+    assert (blocks > 1) == cpu_plan.startswith("parallel") or numba.get_num_threads() == 1
+    assert by_batch == cpu_plan.endswith("batches")
+    result = run()
+    # the yardstick: parallel, by sequences (conftest's monkeypatch restores the config)
+    for name, value in zip(CPU_PLAN_SETTINGS, CPU_PLANS["parallel-batches"]):
+        setattr(numgru.config, name, value)
+    yardstick = run()
     tol = 1e-12 if dtype == "float64" else 1e-6
-    for a, b in zip(serial, parallel):
+    for a, b in zip(result, yardstick):
         assert rel_err(a, b) < tol
+
+
+def test_default_cpu_plans(monkeypatch):
+    """The rule numgru.dispatch applies with numgru.config's settings: one thread for
+    tiny work; by sequences at small H or with large blocks; by units otherwise."""
+    import numgru.config
+    from numgru import dispatch
+    for name, value in DEFAULT_CPU_PLAN_SETTINGS.items():   # undo conftest's lowered threshold
+        monkeypatch.setattr(numgru.config, name, value)
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
+
+    def plan(B, H, steps=200):
+        return dispatch.cpu_threads(B, H, steps).plan
+
+    assert plan(1, 64) == (1, True)           # B=1: one thread, the matrix-vector layout
+    assert plan(1, 1024) == (2, False)        # ... unless a step is large enough to share
+    assert plan(8, 64) == (2, True)           # small H: by sequences
+    assert plan(64, 64) == (2, True)
+    assert plan(16, 256) == (2, False)        # mid H, small blocks: by units
+    assert plan(64, 1024) == (2, False)
+    assert plan(256, 256) == (2, True)        # large blocks: by sequences
+    assert plan(4, 8, steps=1) == (1, True)   # a tiny streaming step: one thread
+    assert plan(3, 256) == (2, False)         # blocks of 1 and 2 sequences: by units

@@ -25,18 +25,10 @@ def run_in_chunks(stream, x, cuts):
     return np.concatenate([stream(x[a:b])[0] for a, b in zip(bounds, bounds[1:])])
 
 
-@pytest.fixture(params=["parallel", "serial"])
-def build(request, monkeypatch):
-    """Both kernel builds: conftest sends tiny shapes through the parallel one."""
-    if request.param == "serial":
-        monkeypatch.setattr(config, "PARALLEL_MIN_STEP_WORK", 1 << 60)
-    return request.param
-
-
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("reset_after", [True, False])
 @pytest.mark.parametrize("bias", [True, False])
-def test_any_cut_gives_the_same_bits(dtype, reset_after, bias, build):
+def test_any_cut_gives_the_same_bits(dtype, reset_after, bias, cpu_plan):
     gru = make(dtype, reset_after=reset_after, bias=bias)
     x = sequence(dtype)
     whole, hn = numgru.GRUStream(gru, batch_size=B)(x)
@@ -51,7 +43,7 @@ def test_any_cut_gives_the_same_bits(dtype, reset_after, bias, build):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("reset_after", [True, False])
-def test_matches_the_whole_sequence_forward_and_the_reference(dtype, reset_after, build):
+def test_matches_the_whole_sequence_forward_and_the_reference(dtype, reset_after, cpu_plan):
     gru = make(dtype, reset_after=reset_after)
     x = sequence(dtype)
     h0 = np.random.default_rng(2).standard_normal((2, B, H)).astype(dtype)
@@ -176,7 +168,7 @@ def test_bad_models_are_refused():
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_cuts_that_change_a_one_gemm_projection_do_not_change_a_stream(dtype, build):
+def test_cuts_that_change_a_one_gemm_projection_do_not_change_a_stream(dtype, cpu_plan):
     """At I=37, H=100 BLAS's per-row results depend on how many rows one GEMM has, so a
     stream that projected each chunk in one GEMM (as GRU.forward projects a sequence)
     would change with the cuts (checked first: elsewhere the test could not fail)."""
