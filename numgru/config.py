@@ -28,16 +28,13 @@ PARALLEL_MIN_REGION_WORK = 1 << 17
 
 # A recurrence is split between threads by sequences, rather than by hidden
 # units, when H <= BATCH_SPLIT_ALWAYS_MAX_H or each thread's block holds at
-# least H / BATCH_BLOCK_UNITS_PER_SEQUENCE sequences. Split by sequences the
-# threads never meet, which is what counts at small H, where a step is short
-# next to a barrier; but each thread multiplies by all of W_hh at every step,
-# a GEMM with only the block's sequences as rows, which pays at larger H only
-# for large blocks. Measured in one process (T=200 forward, float32,
-# 2 threads, time split by sequences / by units): H=32 B=16 0.78; H=64: B=8
-# 0.45, B=64 0.88; H=128: B=16 1.25, B=32 1.02, B=64 0.95; H=256: B=16 1.00,
-# B=32 1.11, B=64 1.04, B=128 0.88, B=256 0.67; H=512 B=64 1.10. One thread
-# takes the sequences-as-rows layout by the same rule (or for one sequence):
-# time / units-as-rows, H=32-64: B=1-4 0.44-0.58; B=1: H=256 0.82, H=1024
-# 0.94; H=256: B=4 1.20, B=16 0.92, B=64 0.76; H=1024 B=64 1.04.
+# least BATCH_SPLIT_MIN_BLOCK sequences. Split by sequences the threads never
+# meet, which is what counts at small H, where a step is short next to a
+# barrier; but each thread multiplies all of W_hh by its few sequences every
+# step, which pays at larger H only for large blocks. Measured in one process
+# (T=200 forward, float32, 2 threads; time split by sequences / by units,
+# blocks of B/2): H=64: B=8 0.46, B=16 0.81, B=64 0.66; H=128: B=8 1.24,
+# B=16 1.10, B=32 0.84, B=64 0.81; H=256: B=16 1.13, B=32 0.93, B=64 0.91,
+# B=128 0.90; H=512: B=16 1.24, B=64 0.98; H=1024: B=16 1.34, B=64 0.99.
 BATCH_SPLIT_ALWAYS_MAX_H = 64
-BATCH_BLOCK_UNITS_PER_SEQUENCE = 4
+BATCH_SPLIT_MIN_BLOCK = 16

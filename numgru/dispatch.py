@@ -152,16 +152,14 @@ class cpu_threads(one_blas_thread):
     split, and with it its bits, do not depend on how the stream is cut).
     A recurrence is shared between Numba's threads by sequences (by_batch:
     each thread runs its own block of sequences through every step, one
-    parallel region in all) when H is small or the blocks are large
-    (``config.BATCH_SPLIT_ALWAYS_MAX_H``, ``BATCH_BLOCK_UNITS_PER_SEQUENCE``), else by hidden units
-    (the threads meet at every step), and runs on one thread where a parallel
+    parallel region in all) at small H or with large blocks
+    (``config.BATCH_SPLIT_ALWAYS_MAX_H``, ``config.BATCH_SPLIT_MIN_BLOCK``),
+    else by hidden units (the threads meet at every step). It runs on one
+    thread (where both splits are the same computation) when a parallel
     region would hold fewer than ``config.PARALLEL_MIN_REGION_WORK``
-    multiply-adds. One thread takes the sequences-as-rows layout by the same
-    rule, or for a single sequence (a matrix-vector product either way, and
-    its gate loop reads memory in order). BLAS is held to one thread
-    throughout, so no two thread pools ever fight. The block count is the
-    number of Numba threads, so results are bit-stable for a fixed
-    ``numba.set_num_threads``.
+    multiply-adds. BLAS is held to one thread throughout, so no two thread
+    pools ever fight. The block count is the number of Numba threads, so
+    results are bit-stable for a fixed ``numba.set_num_threads``.
     """
 
     __slots__ = ("plan",)
@@ -169,17 +167,14 @@ class cpu_threads(one_blas_thread):
     def __init__(self, B, H, steps):
         threads = numba.get_num_threads()
         step_work = B * 3 * H * H
-
-        def by_batch(blocks):
-            return B == blocks == 1 or B >= blocks and (
-                H <= config.BATCH_SPLIT_ALWAYS_MAX_H or B // blocks * config.BATCH_BLOCK_UNITS_PER_SEQUENCE >= H)
-
-        if threads > 1 and by_batch(threads) and steps * step_work >= config.PARALLEL_MIN_REGION_WORK:
+        by_batch = B >= threads and (H <= config.BATCH_SPLIT_ALWAYS_MAX_H
+                                     or B // threads >= config.BATCH_SPLIT_MIN_BLOCK)
+        if threads > 1 and by_batch and steps * step_work >= config.PARALLEL_MIN_REGION_WORK:
             self.plan = (threads, True)
         elif threads > 1 and step_work >= config.PARALLEL_MIN_REGION_WORK:
             self.plan = (threads, False)
         else:
-            self.plan = (1, by_batch(1))
+            self.plan = (1, False)
 
     def __enter__(self):
         super().__enter__()

@@ -80,19 +80,18 @@ def _parallel_cpu_kernels(monkeypatch):
 
 CPU_PLANS = {
     # name: values of numgru.config's PARALLEL_MIN_REGION_WORK, BATCH_SPLIT_ALWAYS_MAX_H,
-    # BATCH_BLOCK_UNITS_PER_SEQUENCE
-    "parallel-batches": (0, 1 << 30, 1 << 30),
-    "parallel-units": (0, 0, 0),
-    "serial-batches": (1 << 62, 1 << 30, 1 << 30),
-    "serial-units": (1 << 62, 0, 0),
+    # BATCH_SPLIT_MIN_BLOCK
+    "parallel-batches": (0, 1 << 30, 0),
+    "parallel-units": (0, 0, 1 << 30),
+    "serial": (1 << 62, 0, 1 << 30),
 }
-CPU_PLAN_SETTINGS = ("PARALLEL_MIN_REGION_WORK", "BATCH_SPLIT_ALWAYS_MAX_H", "BATCH_BLOCK_UNITS_PER_SEQUENCE")
+CPU_PLAN_SETTINGS = ("PARALLEL_MIN_REGION_WORK", "BATCH_SPLIT_ALWAYS_MAX_H", "BATCH_SPLIT_MIN_BLOCK")
 
 
 @pytest.fixture(params=list(CPU_PLANS))
 def cpu_plan(request, monkeypatch):
-    """Every way the CPU kernels can run a recurrence (kernels/cpu.py): parallel or serial
-    build, blocks of sequences or of hidden units. Gives the plan's name."""
+    """Every way the CPU kernels can run a recurrence (kernels/cpu.py): the parallel build
+    in blocks of sequences or of hidden units, or the serial build. Gives the plan's name."""
     import numgru.config
     for name, value in zip(CPU_PLAN_SETTINGS, CPU_PLANS[request.param]):
         monkeypatch.setattr(numgru.config, name, value)
