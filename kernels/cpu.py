@@ -341,150 +341,168 @@ def _forward_recurrence(xp, x, w_ih, b_ih, w_hh, b_hh, lengths, reverse, reset_a
 
 
 # ------------------------------------------------------------------ backward
+#
+# The same blocks and splits as the forward, backwards in steps. A block's
+# step: dh for its units from the next step's gate gradients (weights on the
+# left again), then its gate gradients one sequence at a time, each a loop
+# over the units that writes one scratch array (vectorised; see the forward).
 
-def _unit_gate_grads(s, t, b, j, grad_h, hs, gate_r, gate_z, gate_n, n_aux, reset_after,
-                     dh_direct, dxp, d_rz, d_n):
-    """Gradients of unit j of sequence b at step s (time t) from grad_h = dL/dh'.
+def _gate_grads(grad_h, h, r, z, n, aux, reset_after, one):
+    """One unit's gradients at one step from grad_h = dL/dh'; h is the state before the step, aux its n_aux.
 
-    Writes the pre-activation gradients (d_rz, d_n step-indexed, dxp
-    time-indexed; r's waits for W_hn's product when not reset_after) and the
-    part of dL/dh that bypasses W_hh. Plain arithmetic on arrays: the CPU
-    kernel and the CUDA kernels compile this one function.
+    Returns (dr_pre, dz_pre, dn_pre, d_n, dh_direct): the pre-activation
+    gradients (dr_pre is 0 when not reset_after: it waits for W_hn's
+    product), the gradient of W_hn's product's output (dn_pre ⊙ r when
+    reset_after, dn_pre otherwise) and the part of dL/dh that bypasses W_hh.
+    Scalars only: the CPU and CUDA kernels compile this one function.
     """
-    H = dh_direct.shape[1]
-    one = dh_direct.dtype.type(1)
-    r = gate_r[s, b, j]
-    z = gate_z[s, b, j]
-    n = gate_n[s, b, j]
     dn_pre = grad_h * (one - z) * (one - n * n)
-    dz_pre = grad_h * (hs[s, b, j] - n) * z * (one - z)
-    dh_direct[b, j] = grad_h * z
-    d_rz[s, b, H + j] = dz_pre
-    dxp[t, b, H + j] = dz_pre
-    dxp[t, b, 2 * H + j] = dn_pre
+    dz_pre = grad_h * (h - n) * z * (one - z)
+    dh_direct = grad_h * z
     if reset_after:
-        dr_pre = dn_pre * n_aux[s, b, j] * r * (one - r)
-        d_rz[s, b, j] = dr_pre
-        dxp[t, b, j] = dr_pre
-        d_n[s, b, j] = dn_pre * r
-    else:
-        d_n[s, b, j] = dn_pre
+        return dn_pre * aux * r * (one - r), dz_pre, dn_pre, dn_pre * r, dh_direct
+    return one - one, dz_pre, dn_pre, dn_pre, dh_direct
+
+
+def _row_gate_grads(dh, dout, h, r, z, n, aux, reset_after, grads):
+    """grads[:, i] = ``_gate_grads`` of unit i of one sequence, with grad_h = dh + dout; grads (5, units)."""
+    one = grads.dtype.type(1)
+    for i in range(grads.shape[1]):
+        dr_pre, dz_pre, dn_pre, d_n, dh_direct = _gate_grads(dh[i] + dout[i], h[i], r[i], z[i], n[i], aux[i],
+                                                             reset_after, one)
+        grads[0, i] = dr_pre
+        grads[1, i] = dz_pre
+        grads[2, i] = dn_pre
+        grads[3, i] = d_n
+        grads[4, i] = dh_direct
+
+
+def _reset_grad(d_rh, h, r, dr_pre):
+    """reset_after=False: dr_pre = dL/d(r ⊙ h) ⊙ h ⊙ r ⊙ (1 − r)."""
+    one = dr_pre.dtype.type(1)
+    for i in range(dr_pre.shape[0]):
+        dr_pre[i] = d_rh[i] * h[i] * r[i] * (one - r[i])
+
+
+def _add_product(a, b, dst):
+    for i in range(dst.shape[0]):
+        dst[i] += a[i] * b[i]
+
+
+def _sum3(a, b, c, dst):
+    for i in range(dst.shape[0]):
+        dst[i] = a[i] + b[i] + c[i]
+
+
+def _dh_step(s, b0, b1, j0, j1, reset_after, d_rz, d_n, wt_rz, wt_n, dh_direct, dh, buffer, row):
+    """dh = dh_direct + d_rz[s] @ W_h(rz) (+ d_n[s] @ W_hn) for sequences [b0, b1), units [j0, j1)."""
+    c = j1 - j0
+    parts = 2 if reset_after else 1
+    products = _products(buffer, parts, c, b1 - b0)
+    np.dot(wt_rz[j0:j1], d_rz[s, b0:b1].T, products[0])
+    if reset_after:
+        np.dot(wt_n[j0:j1], d_n[s, b0:b1].T, products[1])
+    for b in range(b0, b1):
+        _gather_row(products, b - b0, row)
+        if reset_after:
+            _sum3(dh_direct[b, j0:j1], row[0, :c], row[1, :c], dh[b, j0:j1])
+        else:
+            _sum(dh_direct[b, j0:j1], row[0, :c], dh[b, j0:j1])
 
 
 def _step_grads(s, b0, b1, j0, j1, dout, dh, hs, gate_r, gate_z, gate_n, n_aux, lengths, reverse,
-                reset_after, dh_direct, dxp, d_rz, d_n):
-    """``_unit_gate_grads`` for sequences [b0, b1), units [j0, j1) at step s; a finished sequence passes dh through."""
+                reset_after, dh_direct, dxp, d_rz, d_n, grads):
+    """Gate gradients of sequences [b0, b1), units [j0, j1) at step s; a finished sequence passes dh through."""
     H = dh.shape[1]
-    for b in range(b0, b1):
-        if s >= lengths[b]:
-            for j in range(j0, j1):
-                dh_direct[b, j] = dh[b, j]
-                d_rz[s, b, j] = 0
-                d_rz[s, b, H + j] = 0
-                d_n[s, b, j] = 0
-            continue
-        t = _time_of(s, lengths[b], reverse)
-        for j in range(j0, j1):
-            _unit_gate_grads(s, t, b, j, dh[b, j] + dout[t, b, j], hs, gate_r, gate_z, gate_n,
-                             n_aux, reset_after, dh_direct, dxp, d_rz, d_n)
-
-
-def _step_reset_grads(s, b0, b1, j0, j1, d_rh, hs, gate_r, lengths, reverse, dh_direct, dxp, d_rz):
-    """reset_after=False, step s: r's gradient from d_rh[b - b0, j - j0] = (dn_pre W_hn)[b, j] = dL/d(r ⊙ h)."""
-    one = dh_direct.dtype.type(1)
-    for b in range(b0, b1):
-        if s >= lengths[b]:
-            continue
-        t = _time_of(s, lengths[b], reverse)
-        for j in range(j0, j1):
-            r = gate_r[s, b, j]
-            dr_pre = d_rh[b - b0, j - j0] * hs[s, b, j] * r * (one - r)
-            d_rz[s, b, j] = dr_pre
-            dxp[t, b, j] = dr_pre
-            dh_direct[b, j] += d_rh[b - b0, j - j0] * r
-
-
-def _dh_sum(b0, b1, j0, j1, reset_after, rec, dh_direct, dh):
-    """dh = dh_direct + rec[0] (+ rec[1]) for sequences [b0, b1), units [j0, j1); rec[q, b - b0, j - j0]."""
-    for b in range(b0, b1):
-        for j in range(j0, j1):
-            v = dh_direct[b, j] + rec[0, b - b0, j - j0]
-            if reset_after:
-                v += rec[1, b - b0, j - j0]
-            dh[b, j] = v
-
-
-def _dh_units(s, k, nchunks, reset_after, d_rz, d_n, wt_rz, wt_n, dh_direct, tmp, dh):
-    """dh[:, block k] = dh_direct + d_rz[s] @ W_h(rz)[:, block] (+ d_n[s] @ W_hn[:, block])."""
-    B, H = dh.shape
-    j0, j1 = _block(k, nchunks, H)
     c = j1 - j0
-    np.dot(wt_rz[j0:j1], d_rz[s].T, tmp[k, 0, :c])
-    if reset_after:
-        np.dot(wt_n[j0:j1], d_n[s].T, tmp[k, 1, :c])
-    _dh_sum(0, B, j0, j1, reset_after, tmp[k].transpose(0, 2, 1), dh_direct, dh)
+    grads = grads[:5 * c].reshape(5, c)
+    for b in range(b0, b1):
+        if s >= lengths[b]:
+            dh_direct[b, j0:j1] = dh[b, j0:j1]
+            d_rz[s, b, j0:j1] = 0
+            d_rz[s, b, H + j0:H + j1] = 0
+            d_n[s, b, j0:j1] = 0
+            continue
+        t = _time_of(s, lengths[b], reverse)
+        _row_gate_grads(dh[b, j0:j1], dout[t, b, j0:j1], hs[s, b, j0:j1], gate_r[s, b, j0:j1],
+                        gate_z[s, b, j0:j1], gate_n[s, b, j0:j1], n_aux[s, b, j0:j1], reset_after, grads)
+        if reset_after:
+            d_rz[s, b, j0:j1] = grads[0]
+            dxp[t, b, j0:j1] = grads[0]
+        d_rz[s, b, H + j0:H + j1] = grads[1]
+        dxp[t, b, H + j0:H + j1] = grads[1]
+        dxp[t, b, 2 * H + j0:2 * H + j1] = grads[2]
+        d_n[s, b, j0:j1] = grads[3]
+        dh_direct[b, j0:j1] = grads[4]
 
 
-def _backward_units(dout, hs, gate_r, gate_z, gate_n, n_aux, wt_rz, wt_n,
-                    lengths, reverse, reset_after, dh, dxp, d_rz, d_n, nchunks):
-    """BPTT over the steps saved by the forward, split by hidden units.
+def _step_reset_grads(s, b0, b1, j0, j1, wt_n, d_n, hs, gate_r, lengths, reverse, dh_direct, dxp, d_rz,
+                      buffer, row):
+    """reset_after=False, once d_n[s] is complete: d(r ⊙ h) = dn_pre @ W_hn, then r's gradient."""
+    c = j1 - j0
+    products = _products(buffer, 1, c, b1 - b0)
+    np.dot(wt_n[j0:j1], d_n[s, b0:b1].T, products[0])
+    for b in range(b0, b1):
+        if s >= lengths[b]:
+            continue
+        t = _time_of(s, lengths[b], reverse)
+        _gather_row(products, b - b0, row)
+        _reset_grad(row[0, :c], hs[s, b, j0:j1], gate_r[s, b, j0:j1], d_rz[s, b, j0:j1])
+        dxp[t, b, j0:j1] = d_rz[s, b, j0:j1]
+        _add_product(row[0, :c], gate_r[s, b, j0:j1], dh_direct[b, j0:j1])
+
+
+def _backward_recurrence(dout, hs, gate_r, gate_z, gate_n, n_aux, wt_rz, wt_n,
+                         lengths, reverse, reset_after, dh, dxp, d_rz, d_n, nchunks, by_batch):
+    """BPTT over the steps saved by ``_forward_recurrence``, in ``nchunks`` blocks split as it is.
 
     dh (B, H) enters as dL/dh_T and leaves as dL/dh_0. Writes
     dxp (T, B, 3H, time-indexed, zero where padded): gradient of the input
     projection; d_rz (T, B, 2H, step-indexed): of the r and z pre-activations;
     d_n (T, B, H): of the W_hn product's output (dn_pre ⊙ r when reset_after,
     dn_pre otherwise). wt_rz (H, 2H) / wt_n (H, H): W_h(rz) and W_hn
-    transposed, so that block k's rows give its units' columns.
+    transposed, so that a block's rows give its units' columns.
     """
     T, B, H = dout.shape
-    dh_direct = np.empty((B, H), dout.dtype)
-    tmp = np.empty((nchunks, 2, (H + nchunks - 1) // nchunks, B), dout.dtype)
-    for s in range(T - 1, -1, -1):
+    dtype = dout.dtype
+    rows = (B + nchunks - 1) // nchunks if by_batch else B
+    c_max = H if by_batch else (H + nchunks - 1) // nchunks
+    dh_direct = np.empty((B, H), dtype)
+    buffer = np.empty((nchunks, 2 * c_max * rows), dtype)
+    row = np.empty((nchunks, 3, c_max), dtype)
+    grads = np.empty((nchunks, 5 * c_max), dtype)
+    if by_batch:
         for k in prange(nchunks):
-            if s < T - 1:
-                # finish dh for this block's units from step s+1's gate gradients
-                _dh_units(s + 1, k, nchunks, reset_after, d_rz, d_n, wt_rz, wt_n, dh_direct, tmp, dh)
-            j0, j1 = _block(k, nchunks, H)
-            _step_grads(s, 0, B, j0, j1, dout, dh, hs, gate_r, gate_z, gate_n, n_aux, lengths, reverse,
-                        reset_after, dh_direct, dxp, d_rz, d_n)
-        if not reset_after:
-            # d(r ⊙ h) = dn_pre @ W_hn needs dn_pre of all units: a second region.
+            b0, b1 = _block(k, nchunks, B)
+            for s in range(T - 1, -1, -1):
+                if s < T - 1:
+                    _dh_step(s + 1, b0, b1, 0, H, reset_after, d_rz, d_n, wt_rz, wt_n, dh_direct, dh,
+                             buffer[k], row[k])
+                _step_grads(s, b0, b1, 0, H, dout, dh, hs, gate_r, gate_z, gate_n, n_aux, lengths, reverse,
+                            reset_after, dh_direct, dxp, d_rz, d_n, grads[k])
+                if not reset_after:
+                    _step_reset_grads(s, b0, b1, 0, H, wt_n, d_n, hs, gate_r, lengths, reverse,
+                                      dh_direct, dxp, d_rz, buffer[k], row[k])
+            _dh_step(0, b0, b1, 0, H, reset_after, d_rz, d_n, wt_rz, wt_n, dh_direct, dh, buffer[k], row[k])
+    else:
+        for s in range(T - 1, -1, -1):
             for k in prange(nchunks):
                 j0, j1 = _block(k, nchunks, H)
-                np.dot(wt_n[j0:j1], d_n[s].T, tmp[k, 1, :j1 - j0])
-                _step_reset_grads(s, 0, B, j0, j1, tmp[k, 1].T, hs, gate_r, lengths, reverse,
-                                  dh_direct, dxp, d_rz)
-    for k in prange(nchunks):
-        _dh_units(0, k, nchunks, reset_after, d_rz, d_n, wt_rz, wt_n, dh_direct, tmp, dh)
-
-
-def _dh_batches(s, b0, b1, reset_after, d_rz, d_n, wt_rz, wt_n, dh_direct, rec, dh):
-    """dh[b0:b1] = dh_direct + d_rz[s] @ W_h(rz) (+ d_n[s] @ W_hn), the sequences as rows."""
-    np.dot(d_rz[s, b0:b1], wt_rz.T, rec[0])
-    if reset_after:
-        np.dot(d_n[s, b0:b1], wt_n.T, rec[1])
-    _dh_sum(b0, b1, 0, dh.shape[1], reset_after, rec, dh_direct, dh)
-
-
-def _backward_batches(dout, hs, gate_r, gate_z, gate_n, n_aux, wt_rz, wt_n,
-                      lengths, reverse, reset_after, dh, dxp, d_rz, d_n, nchunks):
-    """The same BPTT (same arguments) split by sequences: block k runs [b0, b1) through every step, meeting nobody."""
-    T, B, H = dout.shape
-    dh_direct = np.empty((B, H), dout.dtype)
-    tmp = np.empty((nchunks, 2 * ((B + nchunks - 1) // nchunks) * H), dout.dtype)
-    for k in prange(nchunks):
-        b0, b1 = _block(k, nchunks, B)
-        rows = b1 - b0
-        rec = tmp[k, :2 * rows * H].reshape(2, rows, H)
-        for s in range(T - 1, -1, -1):
-            if s < T - 1:
-                _dh_batches(s + 1, b0, b1, reset_after, d_rz, d_n, wt_rz, wt_n, dh_direct, rec, dh)
-            _step_grads(s, b0, b1, 0, H, dout, dh, hs, gate_r, gate_z, gate_n, n_aux, lengths, reverse,
-                        reset_after, dh_direct, dxp, d_rz, d_n)
+                if s < T - 1:
+                    # dh for this block's units from step s+1's gate gradients, all complete
+                    _dh_step(s + 1, 0, B, j0, j1, reset_after, d_rz, d_n, wt_rz, wt_n, dh_direct, dh,
+                             buffer[k], row[k])
+                _step_grads(s, 0, B, j0, j1, dout, dh, hs, gate_r, gate_z, gate_n, n_aux, lengths, reverse,
+                            reset_after, dh_direct, dxp, d_rz, d_n, grads[k])
             if not reset_after:
-                np.dot(d_n[s, b0:b1], wt_n.T, rec[1])
-                _step_reset_grads(s, b0, b1, 0, H, rec[1], hs, gate_r, lengths, reverse, dh_direct, dxp, d_rz)
-        _dh_batches(0, b0, b1, reset_after, d_rz, d_n, wt_rz, wt_n, dh_direct, rec, dh)
+                # d(r ⊙ h) = dn_pre @ W_hn needs dn_pre of all units: a second region.
+                for k in prange(nchunks):
+                    j0, j1 = _block(k, nchunks, H)
+                    _step_reset_grads(s, 0, B, j0, j1, wt_n, d_n, hs, gate_r, lengths, reverse,
+                                      dh_direct, dxp, d_rz, buffer[k], row[k])
+        for k in prange(nchunks):
+            j0, j1 = _block(k, nchunks, H)
+            _dh_step(0, 0, B, j0, j1, reset_after, d_rz, d_n, wt_rz, wt_n, dh_direct, dh, buffer[k], row[k])
 
 
 # ------------------------------------------------------------------ streams
@@ -540,19 +558,20 @@ _sum = njit(**NJIT_OPTIONS)(_sum)
 _project_step = njit(**NJIT_OPTIONS)(_project_step)
 _step_gates = njit(**NJIT_OPTIONS)(_step_gates)
 _step_new_gate = njit(**NJIT_OPTIONS)(_step_new_gate)
-_unit_gate_grads_py = _unit_gate_grads          # kernels/cuda.py compiles the same source
-_unit_gate_grads = njit(**NJIT_OPTIONS)(_unit_gate_grads)
+_gate_grads_py = _gate_grads          # kernels/cuda.py compiles the same source
+_gate_grads = njit(**NJIT_OPTIONS)(_gate_grads)
+_row_gate_grads = njit(**NJIT_OPTIONS)(_row_gate_grads)
+_reset_grad = njit(**NJIT_OPTIONS)(_reset_grad)
+_add_product = njit(**NJIT_OPTIONS)(_add_product)
+_sum3 = njit(**NJIT_OPTIONS)(_sum3)
+_dh_step = njit(**NJIT_OPTIONS)(_dh_step)
 _step_grads = njit(**NJIT_OPTIONS)(_step_grads)
 _step_reset_grads = njit(**NJIT_OPTIONS)(_step_reset_grads)
-_dh_sum = njit(**NJIT_OPTIONS)(_dh_sum)
-_dh_units = njit(**NJIT_OPTIONS)(_dh_units)
-_dh_batches = njit(**NJIT_OPTIONS)(_dh_batches)
 _MATMUL_ROWS = _build(_matmul_rows)
 _MATMUL_TN = _build(_matmul_tn)
 _FORWARD = _build(_forward_recurrence)
 _forward_parallel, _forward_serial = _FORWARD[True], _FORWARD[False]     # called by _stream_chunk
-# The backward recurrences, keyed {by_batch: {parallel: build}}.
-_BACKWARD = {False: _build(_backward_units), True: _build(_backward_batches)}
+_BACKWARD = _build(_backward_recurrence)
 _STREAM = njit(**NJIT_OPTIONS)(_stream_chunk)
 
 
@@ -624,10 +643,10 @@ def backward(cache, dout, dhn, nchunks, by_batch):
     dxp = np.zeros((T, B, 3 * H), dtype)
     d_rz = np.empty((T, B, 2 * H), dtype)
     d_n = np.empty((T, B, H), dtype)
-    _BACKWARD[by_batch][parallel](
-        dout, hs, cache["gate_r"], cache["gate_z"], cache["gate_n"], cache["n_aux"],
-        np.ascontiguousarray(w_hh[:2 * H].T), np.ascontiguousarray(w_hh[2 * H:].T),
-        cache["lengths"], cache["reverse"], cache["reset_after"], dh, dxp, d_rz, d_n, nchunks)
+    _BACKWARD[parallel](dout, hs, cache["gate_r"], cache["gate_z"], cache["gate_n"], cache["n_aux"],
+                        np.ascontiguousarray(w_hh[:2 * H].T), np.ascontiguousarray(w_hh[2 * H:].T),
+                        cache["lengths"], cache["reverse"], cache["reset_after"], dh, dxp, d_rz, d_n,
+                        nchunks, by_batch)
 
     dxp2 = dxp.reshape(T * B, 3 * H)
     h_prev = hs[:T].reshape(T * B, H)

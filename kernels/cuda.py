@@ -40,7 +40,7 @@ from numba.core import config as _numba_config
 from numba.core.extending import overload
 
 from ..config import CUDA_JIT_OPTIONS
-from .cpu import _tanh32, _unit_gate_grads_py
+from .cpu import _gate_grads_py, _tanh32
 
 SIMULATOR = bool(_numba_config.ENABLE_CUDASIM)
 STRATEGIES = ("auto", "step", "persistent")
@@ -202,8 +202,27 @@ def _backward_dh(s1, b, j, w, ld, col, reset_after, d_rz, d_n, dh_direct, dh):
     dh[b, j] = v
 
 
-# The CPU kernel's per-unit gate gradients, compiled for the device.
-_unit_gate_grads = _jit(device=True)(_unit_gate_grads_py)
+# The CPU kernel's gate-gradient formulas, compiled for the device.
+_gate_grads = _jit(device=True)(_gate_grads_py)
+
+
+@_jit(device=True)
+def _unit_gate_grads(s, t, b, j, grad_h, hs, gate_r, gate_z, gate_n, n_aux, reset_after,
+                     dh_direct, dxp, d_rz, d_n):
+    """Unit j of sequence b at step s (time t): ``_gate_grads`` stored (r's waits for W_hn's product
+    when not reset_after)."""
+    H = dh_direct.shape[1]
+    dr_pre, dz_pre, dn_pre, dn_w, direct = _gate_grads(
+        grad_h, hs[s, b, j], gate_r[s, b, j], gate_z[s, b, j], gate_n[s, b, j], n_aux[s, b, j], reset_after,
+        dh_direct.dtype.type(1))
+    dh_direct[b, j] = direct
+    d_rz[s, b, H + j] = dz_pre
+    dxp[t, b, H + j] = dz_pre
+    dxp[t, b, 2 * H + j] = dn_pre
+    d_n[s, b, j] = dn_w
+    if reset_after:
+        d_rz[s, b, j] = dr_pre
+        dxp[t, b, j] = dr_pre
 
 
 @_jit(device=True)
