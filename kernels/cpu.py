@@ -26,18 +26,22 @@ time. Every reduction is a per-thread partial followed by a serial sum, so the
 same inputs give the same bits for a fixed thread count and split.
 """
 import numpy as np
+from llvmlite import ir
 from numba import njit, prange, types
-from numba.extending import overload
+from numba.extending import intrinsic, overload
 
 from ..config import NJIT_OPTIONS
 
 
 # ---------------------------------------------------------------- gate maths
 #
-# float64 uses libm's exact tanh. float32 uses a rational approximation
-# (Eigen's fast tanh: max error about 2 ulp) that LLVM can vectorise, where a
-# libm call per element would cost as much as the recurrent GEMM (BASELINES.md).
-# The choice is made by type at compile time: one kernel serves both dtypes.
+# A libm call per element (tanh, exp) cannot be vectorised and would cost as
+# much as the recurrent GEMM (BASELINES.md), so both dtypes get plain
+# arithmetic that LLVM vectorises. float32: a rational approximation (Eigen's
+# fast tanh: max error about 2 ulp). float64: Cephes' exp and tanh (range
+# reduction and rational approximations, 1 ulp against libm's tanh over
+# [-30, 30] in tests/test_kernels.py). The choice is made by type at compile
+# time: one kernel serves both dtypes.
 
 _TANH32_CLAMP = np.float32(7.90531110763549805)
 _TANH32_P = tuple(np.float32(v) for v in (
@@ -65,15 +69,78 @@ def _tanh32(a):
     return np.float32(-1) if a <= -_TANH32_CLAMP else t
 
 
+@intrinsic
+def _float64_bits(typingctx, x):
+    """The int64 holding the bits of float64 x (an LLVM bitcast, which vectorises)."""
+    return types.int64(types.float64), lambda context, builder, sig, args: builder.bitcast(args[0], ir.IntType(64))
+
+
+@intrinsic
+def _float64_from_bits(typingctx, bits):
+    """The float64 whose bits are the int64 ``bits``."""
+    return types.float64(types.int64), lambda context, builder, sig, args: builder.bitcast(args[0], ir.DoubleType())
+
+
+_EXP64_P = (1.26177193074810590878e-4, 3.02994407707441961300e-2, 9.99999999999999999910e-1)
+_EXP64_Q = (3.00198505138664455042e-6, 2.52448340349684104192e-3, 2.27265548208155028766e-1,
+            2.00000000000000000009e0)
+_LN2_HI, _LN2_LO = 6.93145751953125e-1, 1.42860682030941723212e-6     # ln 2 = hi + lo, k * hi exact
+_LOG2_E = 1.4426950408889634073599
+_EXP64_MAX = 709.782712893383996843           # exp overflows above
+_EXP64_MIN_NORMAL = -708.3964185322641        # log of the smallest normal float64
+
+
+def _exp64(x):
+    """exp(x) in float64: Cephes' exp, e^x = 2^k e^r with |r| <= ln2 / 2 (about 1 ulp).
+
+    Results below the smallest normal number are 0: ``_sigmoid`` and
+    ``_tanh`` only add them to 1, where they vanish anyway. NaN propagates.
+    The order of operations matters (exact k * _LN2_HI): compiled without
+    fast-math reassociation (config.FASTMATH).
+    """
+    p2, p1, p0 = _EXP64_P
+    q3, q2, q1, q0 = _EXP64_Q
+    k = np.floor(_LOG2_E * x + 0.5)
+    k = k if k < 1025.0 else 1025.0             # keeps NaN and ±inf out of the integer conversion
+    k = k if k > -1025.0 else -1025.0
+    r = x - k * _LN2_HI
+    r = r - k * _LN2_LO
+    rr = r * r
+    p = r * ((p2 * rr + p1) * rr + p0)
+    q = ((q3 * rr + q2) * rr + q1) * rr + q0
+    e = 1.0 + 2.0 * (p / (q - p))
+    e = _float64_from_bits(_float64_bits(e) + (np.int64(k) << 52))     # e * 2^k
+    e = np.inf if x > _EXP64_MAX else e
+    e = 0.0 if x < _EXP64_MIN_NORMAL else e
+    return x if x != x else e
+
+
+_TANH64_P = (-9.64399179425052238628e-1, -9.92877231001918586564e1, -1.61468768441708447952e3)
+_TANH64_Q = (1.12811678491632931402e2, 2.23548839060100448583e3, 4.84406305325125486048e3)
+
+
+def _tanh64(x):
+    """tanh(x) in float64: Cephes' tanh, a rational function below 0.625, 1 − 2 / (e^2|x| + 1) above."""
+    p2, p1, p0 = _TANH64_P
+    q2, q1, q0 = _TANH64_Q
+    a = abs(x)
+    large = 1.0 - 2.0 / (_exp64(2.0 * a) + 1.0)
+    large = large if x > 0 else -large
+    s = x * x
+    small = x + x * s * (((p2 * s + p1) * s + p0) / (((s + q2) * s + q1) * s + q0))
+    small = x if x == 0.0 else small           # keeps the sign of -0.0
+    return large if a >= 0.625 else small
+
+
 def _tanh(a):
     return np.tanh(a)
 
 
 @overload(_tanh, jit_options=NJIT_OPTIONS)
 def _tanh_for_type(a):
-    if a != types.float32:
-        return lambda a: np.tanh(a)
-    return _tanh32
+    if a == types.float32:
+        return _tanh32
+    return lambda a: _tanh64(a)
 
 
 def _sigmoid(a):
@@ -84,7 +151,7 @@ def _sigmoid(a):
 def _sigmoid_for_type(a):
     if a != types.float32:
         # exp(-a) -> inf for a -> -inf gives exactly 0, never NaN.
-        return lambda a: 1.0 / (1.0 + np.exp(-a))
+        return lambda a: 1.0 / (1.0 + _exp64(-a))
     half = np.float32(0.5)
     # σ(a) = (1 + tanh(a/2)) / 2, vectorisable, saturating at exactly 0 and 1.
     return lambda a: half + half * _tanh(half * a)
@@ -545,6 +612,8 @@ def _build(fn):
 
 
 # Helpers called from inside the kernels: plain compiled functions, inlined by LLVM.
+_exp64 = njit(**NJIT_OPTIONS)(_exp64)
+_tanh64 = njit(**NJIT_OPTIONS)(_tanh64)
 _block = njit(**NJIT_OPTIONS)(_block)
 _gate_products = njit(**NJIT_OPTIONS)(_gate_products)
 _products = njit(**NJIT_OPTIONS)(_products)

@@ -3,9 +3,14 @@
 Kernels import these at module import; nothing is looked up inside compiled code.
 """
 
-# Flags that let LLVM vectorise the gate loops without changing what the maths
-# means: no `nnan`/`ninf`, so NaN still propagates and σ/tanh saturate at ±inf.
-FASTMATH = frozenset({"nsz", "arcp", "contract", "reassoc"})
+# No fast-math flags. The compiled loops are element-wise (no reductions for
+# reassociation to vectorise), and measured without the flags that used to be
+# here (nsz, arcp, contract, reassoc) a training step took the same time
+# (B=16/64, H=64/256, float32, one process: 0.91-1.01x). Reassociation would
+# also break the float64 exp's range reduction (kernels/cpu.py: _exp64 then
+# errs by 2e-14 near |x| = 700 instead of 1 ulp), and LLVM applies a caller's
+# flags to everything inlined into it.
+FASTMATH = frozenset()
 
 # error_model="numpy" drops the division-by-zero check that blocks vectorisation
 # (BASELINES.md); a float division by zero then gives inf/NaN as in NumPy.
