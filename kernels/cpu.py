@@ -722,10 +722,16 @@ def backward(cache, dout, dhn, nchunks, by_batch):
     n_input = h_prev if cache["reset_after"] else cache["n_aux"].reshape(T * B, H)
     dx = np.empty((T * B, I), dtype)
     _MATMUL_ROWS[parallel](dxp2, w_ih, np.empty(0, dtype), dx, nchunks)
-    dw_ih = _MATMUL_TN[parallel](dxp2, x.reshape(T * B, I), np.empty((3 * H, I), dtype), nchunks)
+    # Split over rows, each thread but the first sums into a weight-sized
+    # partial; with fewer rows than columns (B=1) that partial outweighs the
+    # rows themselves, and one thread does the product instead.
+    dw_ih = np.empty((3 * H, I), dtype)
+    tn_chunks = nchunks if T * B >= I else 1
+    _MATMUL_TN[tn_chunks > 1](dxp2, x.reshape(T * B, I), dw_ih, tn_chunks)
     dw_hh = np.empty((3 * H, H), dtype)
-    _MATMUL_TN[parallel](d_rz.reshape(T * B, 2 * H), h_prev, dw_hh[:2 * H], nchunks)
-    _MATMUL_TN[parallel](d_n.reshape(T * B, H), n_input, dw_hh[2 * H:], nchunks)
+    tn_chunks = nchunks if T * B >= H else 1
+    _MATMUL_TN[tn_chunks > 1](d_rz.reshape(T * B, 2 * H), h_prev, dw_hh[:2 * H], tn_chunks)
+    _MATMUL_TN[tn_chunks > 1](d_n.reshape(T * B, H), n_input, dw_hh[2 * H:], tn_chunks)
     db_ih = dxp2.sum(axis=0)
     db_hh = np.concatenate((d_rz.reshape(T * B, 2 * H).sum(axis=0), d_n.reshape(T * B, H).sum(axis=0)))
     return dx.reshape(T, B, I), dh, dw_ih, dw_hh, db_ih, db_hh
