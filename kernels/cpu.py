@@ -206,6 +206,17 @@ def _matmul_tn(a, b, out, nchunks):
     return out
 
 
+def _add_matmul_tn(a, b, out):
+    """out += a.T @ b on one thread, a block of out's rows at a time: no temporary of out's size."""
+    rows = 256
+    part = np.empty((min(rows, out.shape[0]), out.shape[1]), out.dtype)
+    for r0 in range(0, out.shape[0], rows):
+        r1 = min(r0 + rows, out.shape[0])
+        block = np.ascontiguousarray(a[:, r0:r1])
+        np.dot(block.T, b, part[:r1 - r0])
+        out[r0:r1] += part[:r1 - r0]
+
+
 # ------------------------------------------------------------------- forward
 #
 # A step of the recurrence is done in blocks: sequences [b0, b1) x hidden
@@ -638,6 +649,7 @@ _step_grads = njit(**NJIT_OPTIONS)(_step_grads)
 _step_reset_grads = njit(**NJIT_OPTIONS)(_step_reset_grads)
 _MATMUL_ROWS = _build(_matmul_rows)
 _MATMUL_TN = _build(_matmul_tn)
+_ADD_MATMUL_TN = njit(**NJIT_OPTIONS)(_add_matmul_tn)
 _FORWARD = _build(_forward_recurrence)
 _forward_parallel, _forward_serial = _FORWARD[True], _FORWARD[False]     # called by _stream_chunk
 _BACKWARD = _build(_backward_recurrence)
@@ -696,11 +708,13 @@ def stream(x, w_ih, w_hh, b_ih, b_hh, h, lengths, reset_after, nchunks, by_batch
     return _STREAM(x, w_ih, w_hh, b_ih, b_hh, h, lengths, reset_after, nchunks, by_batch)
 
 
-def backward(cache, dout, dhn, nchunks, by_batch):
+def backward(cache, dout, dhn, nchunks, by_batch, into=None):
     """Gradients of one layer-direction from the cache of ``forward``.
 
     dout (T, B, H) C-contiguous, dhn (B, H). Returns
     dx (T, B, I), dh0 (B, H), dw_ih (3H, I), dw_hh (3H, H), db_ih, db_hh (3H,).
+    into: None, or C-contiguous (3H, I), (3H, H) arrays that the weight
+    gradients are added into; dw_ih and dw_hh are then returned as None.
     """
     x, w_ih, w_hh, hs = cache["x"], cache["w_ih"], cache["w_hh"], cache["hs"]
     T, B, I = x.shape
@@ -722,16 +736,25 @@ def backward(cache, dout, dhn, nchunks, by_batch):
     n_input = h_prev if cache["reset_after"] else cache["n_aux"].reshape(T * B, H)
     dx = np.empty((T * B, I), dtype)
     _MATMUL_ROWS[parallel](dxp2, w_ih, np.empty(0, dtype), dx, nchunks)
-    # Split over rows, each thread but the first sums into a weight-sized
-    # partial; with fewer rows than columns (B=1) that partial outweighs the
-    # rows themselves, and one thread does the product instead.
-    dw_ih = np.empty((3 * H, I), dtype)
-    tn_chunks = nchunks if T * B >= I else 1
-    _MATMUL_TN[tn_chunks > 1](dxp2, x.reshape(T * B, I), dw_ih, tn_chunks)
-    dw_hh = np.empty((3 * H, H), dtype)
-    tn_chunks = nchunks if T * B >= H else 1
-    _MATMUL_TN[tn_chunks > 1](d_rz.reshape(T * B, 2 * H), h_prev, dw_hh[:2 * H], tn_chunks)
-    _MATMUL_TN[tn_chunks > 1](d_n.reshape(T * B, H), n_input, dw_hh[2 * H:], tn_chunks)
+    # The weight gradients sum over the T*B rows. Split over rows, each thread
+    # but the first sums into a weight-sized partial; with fewer rows than
+    # columns (B=1) that partial outweighs the rows themselves, and one thread
+    # does the product instead, straight into ``into`` when given (no
+    # weight-sized temporary at all: a training step's peak memory at B=1,
+    # H=1024 is mostly these).
+    products = ((dxp2, x.reshape(T * B, I), 0, 3 * H, 0),
+                (d_rz.reshape(T * B, 2 * H), h_prev, 0, 2 * H, 1),
+                (d_n.reshape(T * B, H), n_input, 2 * H, 3 * H, 1))
+    fresh = (np.empty((3 * H, I), dtype), np.empty((3 * H, H), dtype)) if into is None else (None, None)
+    for rows, cols, lo, hi, which in products:
+        tn_chunks = nchunks if T * B >= cols.shape[1] else 1
+        if into is not None and tn_chunks == 1:
+            _ADD_MATMUL_TN(rows, cols, into[which][lo:hi])
+        elif into is not None:
+            into[which][lo:hi] += _MATMUL_TN[True](rows, cols, np.empty((hi - lo, cols.shape[1]), dtype), tn_chunks)
+        else:
+            _MATMUL_TN[tn_chunks > 1](rows, cols, fresh[which][lo:hi], tn_chunks)
+    dw_ih, dw_hh = fresh
     db_ih = dxp2.sum(axis=0)
     db_hh = np.concatenate((d_rz.reshape(T * B, 2 * H).sum(axis=0), d_n.reshape(T * B, H).sum(axis=0)))
     return dx.reshape(T, B, I), dh, dw_ih, dw_hh, db_ih, db_hh

@@ -266,8 +266,13 @@ def stream_layer(x, w_ih, w_hh, b_ih, b_hh, h, lengths, reset_after):
         return cpu.stream(x, w_ih, w_hh, b_ih, b_hh, h, lengths, reset_after, nthreads, by_batch)
 
 
-def backward_layer(cache, dout, dhn):
-    """Gradients of one layer-direction; dout (T, B, H) and dhn (B, H) validated, either may be None."""
+def backward_layer(cache, dout, dhn, into=None):
+    """Gradients of one layer-direction; dout (T, B, H) and dhn (B, H) validated, either may be None.
+
+    into: None, or the (weight_ih, weight_hh) gradient arrays to add the weight gradients into
+    (on the CPU that saves a weight-sized temporary; elsewhere they are added here); the
+    returned weight gradients are then None.
+    """
     T, B, H = cache.shape
     dtype = cache.kernel["x"].dtype
     if cache.device == "cuda":
@@ -276,7 +281,12 @@ def backward_layer(cache, dout, dhn):
         dout = np.zeros((T, B, H), dtype) if dout is None else np.ascontiguousarray(dout)
         dhn = np.zeros((B, H), dtype) if dhn is None else dhn
         with cpu_threads(B, H, T) as (nthreads, by_batch):
-            dx, dh0, dw_ih, dw_hh, db_ih, db_hh = cpu.backward(cache.kernel, dout, dhn, nthreads, by_batch)
+            dx, dh0, dw_ih, dw_hh, db_ih, db_hh = cpu.backward(cache.kernel, dout, dhn, nthreads, by_batch, into)
+    if into is not None and dw_ih is not None:
+        ops = array_ops(cache.device)
+        ops.add_(into[0], dw_ih)
+        ops.add_(into[1], dw_hh)
+        dw_ih = dw_hh = None
     if not cache.has_bias:
         db_ih = db_hh = None
     return dx, dh0, (dw_ih, dw_hh, db_ih, db_hh)

@@ -152,7 +152,8 @@ class GRU(Module):
                 index = layer * D + d
                 dx, dh0s[index], dweights = backward_layer(
                     cache["caches"][index], grad_output[:, :, d * H:(d + 1) * H],
-                    None if dhn is None else dhn[index])
+                    None if dhn is None else dhn[index],
+                    into=(self.grads["weight_ih" + suffix], self.grads["weight_hh" + suffix]))
                 grad_input = dx if grad_input is None else ops.add(grad_input, dx)
                 for name, grad in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), dweights):
                     if grad is not None:
@@ -226,7 +227,8 @@ class GRUCell(Module):
         ops = dispatch.array_ops(self.device)
         host_io = not dispatch.is_cuda_array(dh_next)
         dh_next = dispatch.grad_input("dh_next", dh_next, (B, H) if batched else (H,), self.dtype, self.device)
-        dx, dh, dweights = backward_layer(cache, None, dh_next.reshape(B, H))
+        dx, dh, dweights = backward_layer(cache, None, dh_next.reshape(B, H),
+                                          into=(self.grads["weight_ih"], self.grads["weight_hh"]))
         for name, grad in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), dweights):
             if grad is not None:
                 ops.add_(self.grads[name], grad)

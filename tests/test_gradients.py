@@ -125,3 +125,32 @@ def test_gradients_accumulate_and_zero_grad():
         np.testing.assert_allclose(gru.grads[name], 2 * once[name], rtol=1e-12)
     gru.zero_grad()
     assert all(np.all(g == 0) for g in gru.grads.values())
+
+
+@pytest.mark.parametrize("steps, batch, size", [(3, 1, 300), (40, 4, 6)])
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_module_grads_accumulate_as_the_functional_ones(steps, batch, size, reset_after):
+    """GRU.backward adds the weight gradients straight into .grads (with fewer rows T*B than
+    columns, block by block, without a weight-sized temporary): the same as adding the
+    functional gru_backward's, twice over, and for a GRUCell too."""
+    rng = np.random.default_rng(5)
+    gru = numgru.GRU(size, size, dtype="float64", reset_after=reset_after, seed=2)
+    x = rng.standard_normal((steps, batch, size))
+    dout = rng.standard_normal((steps, batch, size))
+    weights = tuple(gru.state_dict()[name] for name in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"))
+    _, _, cache = numgru.gru_forward(x, weights, reset_after=reset_after, training=True)
+    _, _, expected = numgru.gru_backward(cache, dout)
+    for _ in range(2):
+        gru(x)
+        gru.backward(dout)
+    for name, grad in zip(("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"), expected):
+        assert rel_err(gru.grads[name], 2 * grad) < 1e-12
+
+    cell = numgru.GRUCell(size, size, dtype="float64", reset_after=reset_after, seed=2)
+    cell_weights = tuple(cell.state_dict()[name] for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+    _, _, cache = numgru.gru_forward(x[:1], cell_weights, reset_after=reset_after, training=True)
+    _, _, expected = numgru.gru_backward(cache, None, dout[0])
+    cell(x[0])
+    cell.backward(dout[0])
+    for name, grad in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), expected):
+        assert rel_err(cell.grads[name], grad) < 1e-12
