@@ -293,6 +293,11 @@ def _multiply(a, b, dst):
         dst[i] = a[i] * b[i]
 
 
+def _sum(a, b, dst):
+    for i in range(dst.shape[0]):
+        dst[i] = a[i] + b[i]
+
+
 def _project_step(s, b0, b1, j0, j1, x, w_ih, b_ih, xp, buffer, row):
     """Streams: xp[s] for sequences [b0, b1), units [j0, j1) of every gate, from x[s] (B, I)."""
     H = xp.shape[2] // 3
@@ -304,11 +309,6 @@ def _project_step(s, b0, b1, j0, j1, x, w_ih, b_ih, xp, buffer, row):
         for g in range(3):
             lo = g * H + j0
             _sum(row[g, :c], b_ih[lo:lo + c], xp[s, b, lo:lo + c])
-
-
-def _sum(a, b, dst):
-    for i in range(dst.shape[0]):
-        dst[i] = a[i] + b[i]
 
 
 def _step_gates(s, b0, b1, j0, j1, w_hh, b_hh, xp, lengths, reverse, reset_after,
