@@ -734,6 +734,11 @@ def backward(cache, dout, dhn, nchunks, by_batch, into=None):
     dxp2 = dxp.reshape(T * B, 3 * H)
     h_prev = hs[:T].reshape(T * B, H)
     n_input = h_prev if cache["reset_after"] else cache["n_aux"].reshape(T * B, H)
+    lengths = cache["lengths"]
+    if (lengths < T).any():
+        # A step past a length has dxp = 0, but its input must not reach dW_ih
+        # at all, as in a packed sequence: padding of NaN would give 0 * NaN.
+        x = np.where((np.arange(T)[:, None] < lengths)[:, :, None], x, 0)
     dx = np.empty((T * B, I), dtype)
     _MATMUL_ROWS[parallel](dxp2, w_ih, np.empty(0, dtype), dx, nchunks)
     # The weight gradients sum over the T*B rows. Split over rows, each thread

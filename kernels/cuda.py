@@ -525,6 +525,16 @@ def _binary(op, a, b, out):
 
 
 @_jit
+def _zero_padding(x, lengths, out):
+    """out = x (T, B, I) with every step past its sequence's length zeroed."""
+    i = cuda.grid(1)
+    T, B, I = x.shape
+    if i < T * B * I:
+        t, b, k = i // (B * I), i // I % B, i % I
+        out[t, b, k] = x[t, b, k] if t < lengths[b] else 0
+
+
+@_jit
 def _fill(a, value):
     i = cuda.grid(1)
     if i < a.shape[0]:
@@ -724,7 +734,11 @@ def backward(cache, dout, dhn, strategy="auto"):
     h_prev = hs[:T].reshape(T * B, H)
     n_input = h_prev if reset_after else cache["n_aux"].reshape(T * B, H)
     dx = _matmul(dxp2, w_ih, cuda.device_array((T * B, I), dtype))
-    dw_ih = _matmul(dxp2, x.reshape(T * B, I), cuda.device_array((3 * H, I), dtype), trans_a=True)
+    # A step past a length has dxp = 0, but its input must not reach dW_ih at
+    # all, as in a packed sequence: padding of NaN would give 0 * NaN.
+    x_read = cuda.device_array((T, B, I), dtype)
+    _launch_flat(_zero_padding, T * B * I, x, cache["lengths"], x_read)
+    dw_ih = _matmul(dxp2, x_read.reshape(T * B, I), cuda.device_array((3 * H, I), dtype), trans_a=True)
     dw_hh = cuda.device_array((3 * H, H), dtype)
     _matmul(d_rz2, h_prev, dw_hh[:2 * H], trans_a=True)
     _matmul(d_n2, n_input, dw_hh[2 * H:], trans_a=True)

@@ -111,6 +111,28 @@ def test_padded_positions_get_exactly_zero(device):
         assert np.all(dx[:length, b] != 0)
 
 
+def test_padding_never_reaches_the_gradients(device):
+    # As in a packed sequence, values past a length are never read: NaN there
+    # gives the same gradients as zeros (dW_ih once summed 0 * NaN).
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((T, B, I))
+    dout = rng.standard_normal((T, B, 2 * H))
+    grads = []
+    for padding in (0.0, np.nan):
+        gru = numgru.GRU(I, H, bidirectional=True, dtype="float64", seed=1, device=device)
+        padded = x.copy()
+        for b, length in enumerate(UNSORTED):
+            padded[length:, b] = padding
+        gru(padded, lengths=UNSORTED)
+        dx, dh0 = gru.backward(dout)
+        grads.append((dx, dh0, gru.grads))
+    (dx0, dh00, grads0), (dx1, dh01, grads1) = grads
+    np.testing.assert_array_equal(dx1, dx0)
+    np.testing.assert_array_equal(dh01, dh00)
+    for name in grads0:
+        np.testing.assert_array_equal(grads1[name], grads0[name], err_msg=name)
+
+
 def test_gradients_accumulate_and_zero_grad():
     rng = np.random.default_rng(4)
     gru = numgru.GRU(I, H, dtype="float64", seed=1)
