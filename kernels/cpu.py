@@ -120,16 +120,19 @@ _TANH64_Q = (1.12811678491632931402e2, 2.23548839060100448583e3, 4.8440630532512
 
 
 def _tanh64(x):
-    """tanh(x) in float64: Cephes' tanh, a rational function below 0.625, 1 − 2 / (e^2|x| + 1) above."""
+    """tanh(x) in float64: Cephes' tanh, a rational function below 0.625, 1 − 2 / (e^2|x| + 1) above.
+
+    Both are computed for |x| and given x's sign (-0.0 and NaN included) by
+    one copysign: a select on the sign instead kept LLVM from vectorising
+    the loops that call this (10.7 against 1.6 ns an element).
+    """
     p2, p1, p0 = _TANH64_P
     q2, q1, q0 = _TANH64_Q
     a = abs(x)
     large = 1.0 - 2.0 / (_exp64(2.0 * a) + 1.0)
-    large = large if x > 0 else -large
-    s = x * x
-    small = x + x * s * (((p2 * s + p1) * s + p0) / (((s + q2) * s + q1) * s + q0))
-    small = x if x == 0.0 else small           # keeps the sign of -0.0
-    return large if a >= 0.625 else small
+    s = a * a
+    small = a + a * s * (((p2 * s + p1) * s + p0) / (((s + q2) * s + q1) * s + q0))
+    return np.copysign(large if a >= 0.625 else small, x)
 
 
 def _tanh(a):
