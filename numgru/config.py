@@ -40,6 +40,15 @@ PARALLEL_MIN_REGION_WORK = 1 << 17
 # (T=200 forward, float32, 2 threads; time split by sequences / by units,
 # blocks of B/2): H=64: B=8 0.46, B=16 0.81, B=64 0.66; H=128: B=8 1.24,
 # B=16 1.10, B=32 0.84, B=64 0.81; H=256: B=16 1.13, B=32 0.93, B=64 0.91,
-# B=128 0.90; H=512: B=16 1.24, B=64 0.98; H=1024: B=16 1.34, B=64 0.99.
+# B=128 0.90; H=512: B=16 1.24, B=64 0.98; H=1024: B=16 1.34.
 BATCH_SPLIT_ALWAYS_MAX_H = 64
 BATCH_SPLIT_MIN_BLOCK = 16
+
+# ... and only while W_hh holds at most this many bytes: split by sequences,
+# every thread reads all of W_hh at every step, from the shared L3 cache once
+# W_hh outgrows a core's L2 (1 MB here); split by units, each reads its share.
+# Measured in one process (T=200 forward, 2 threads, time by sequences / by
+# units): float32 H=512 (W_hh 3 MB) B=64 0.94, B=128 0.95; float64 H=512
+# (6 MB) B=64 0.96; float32 H=1024 (12.6 MB) B=64 1.09, B=128 1.09 (training
+# steps 1.00); float64 H=1024 (25 MB) B=32 1.22, B=64 1.13.
+BATCH_SPLIT_MAX_WEIGHT_BYTES = 8 << 20

@@ -155,12 +155,15 @@ class cpu_threads(one_blas_thread):
     """Context manager deciding who owns the cores for one recurrence; gives (blocks, by_batch).
 
     ``steps``: how many steps the call runs (a stream passes 1, so that its
-    split, and with it its bits, do not depend on how the stream is cut).
-    A recurrence is shared between Numba's threads by sequences (by_batch:
-    each thread runs its own block of sequences through every step, one
-    parallel region in all) at small H or with large blocks
-    (``config.BATCH_SPLIT_ALWAYS_MAX_H``, ``config.BATCH_SPLIT_MIN_BLOCK``),
-    else by hidden units (the threads meet at every step). It runs on one
+    split, and with it its bits, do not depend on how the stream is cut);
+    ``itemsize``: the bytes of a float. A recurrence is shared between
+    Numba's threads by sequences (by_batch: each thread runs its own block
+    of sequences through every step, one parallel region in all) at small H
+    or with large blocks (``config.BATCH_SPLIT_ALWAYS_MAX_H``,
+    ``config.BATCH_SPLIT_MIN_BLOCK``), as long as W_hh is small enough for
+    every thread to read all of it each step
+    (``config.BATCH_SPLIT_MAX_WEIGHT_BYTES``); else by hidden units (the
+    threads meet at every step). It runs on one
     thread (where both splits are the same computation) when a parallel
     region would hold fewer than ``config.PARALLEL_MIN_REGION_WORK``
     multiply-adds. BLAS is held to one thread throughout, so no two thread
@@ -170,11 +173,11 @@ class cpu_threads(one_blas_thread):
 
     __slots__ = ("plan",)
 
-    def __init__(self, B, H, steps):
+    def __init__(self, B, H, steps, itemsize):
         threads = _numba_threads()
         step_work = B * 3 * H * H
-        by_batch = B >= threads and (H <= config.BATCH_SPLIT_ALWAYS_MAX_H
-                                     or B // threads >= config.BATCH_SPLIT_MIN_BLOCK)
+        by_batch = (B >= threads and step_work // B * itemsize <= config.BATCH_SPLIT_MAX_WEIGHT_BYTES
+                    and (H <= config.BATCH_SPLIT_ALWAYS_MAX_H or B // threads >= config.BATCH_SPLIT_MIN_BLOCK))
         if threads > 1 and by_batch and steps * step_work >= config.PARALLEL_MIN_REGION_WORK:
             self.plan = (threads, True)
         elif threads > 1 and step_work >= config.PARALLEL_MIN_REGION_WORK:
@@ -252,7 +255,7 @@ def forward_layer(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, *, reverse=False, rese
         cache = LayerCache(device, has_bias, (T, B, H), kernel_cache) if training else None
         return out, hn, cache
     zeros = np.zeros(3 * H, dtype)
-    with cpu_threads(B, H, T) as (nthreads, by_batch):
+    with cpu_threads(B, H, T, dtype.itemsize) as (nthreads, by_batch):
         out, hn, kernel_cache = cpu.forward(
             np.ascontiguousarray(x), np.ascontiguousarray(w_ih), np.ascontiguousarray(w_hh),
             np.ascontiguousarray(b_ih) if has_bias else zeros,
@@ -268,7 +271,7 @@ def stream_layer(x, w_ih, w_hh, b_ih, b_hh, h, lengths, reset_after):
     biases arrays (zeros for none), lengths int64 in [0, T]. Updates h; returns out.
     """
     B, H = h.shape
-    with cpu_threads(B, H, 1) as (nthreads, by_batch):
+    with cpu_threads(B, H, 1, h.dtype.itemsize) as (nthreads, by_batch):
         return cpu.stream(x, w_ih, w_hh, b_ih, b_hh, h, lengths, reset_after, nthreads, by_batch)
 
 
@@ -286,7 +289,7 @@ def backward_layer(cache, dout, dhn, into=None):
     else:
         dout = np.zeros((T, B, H), dtype) if dout is None else np.ascontiguousarray(dout)
         dhn = np.zeros((B, H), dtype) if dhn is None else dhn
-        with cpu_threads(B, H, T) as (nthreads, by_batch):
+        with cpu_threads(B, H, T, dtype.itemsize) as (nthreads, by_batch):
             dx, dh0, dw_ih, dw_hh, db_ih, db_hh = cpu.backward(cache.kernel, dout, dhn, nthreads, by_batch, into)
     if into is not None and dw_ih is not None:
         ops = array_ops(cache.device)

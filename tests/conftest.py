@@ -80,12 +80,13 @@ def _parallel_cpu_kernels(monkeypatch):
 
 CPU_PLANS = {
     # name: values of numgru.config's PARALLEL_MIN_REGION_WORK, BATCH_SPLIT_ALWAYS_MAX_H,
-    # BATCH_SPLIT_MIN_BLOCK
-    "parallel-batches": (0, 1 << 30, 0),
-    "parallel-units": (0, 0, 1 << 30),
-    "serial": (1 << 62, 0, 1 << 30),
+    # BATCH_SPLIT_MIN_BLOCK, BATCH_SPLIT_MAX_WEIGHT_BYTES
+    "parallel-batches": (0, 1 << 30, 0, 1 << 62),
+    "parallel-units": (0, 0, 1 << 30, 0),
+    "serial": (1 << 62, 0, 1 << 30, 0),
 }
-CPU_PLAN_SETTINGS = ("PARALLEL_MIN_REGION_WORK", "BATCH_SPLIT_ALWAYS_MAX_H", "BATCH_SPLIT_MIN_BLOCK")
+CPU_PLAN_SETTINGS = ("PARALLEL_MIN_REGION_WORK", "BATCH_SPLIT_ALWAYS_MAX_H", "BATCH_SPLIT_MIN_BLOCK",
+                     "BATCH_SPLIT_MAX_WEIGHT_BYTES")
 
 
 @pytest.fixture(params=list(CPU_PLANS))

@@ -102,9 +102,11 @@ def test_thread_count_changes_rounding_only():
     saved = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
+        assert numgru.dispatch.cpu_threads(64, 1024, T, 8).plan == (1, False)   # the plan sees the setting
         out1, _ = gru(x)
     finally:
         numba.set_num_threads(saved)
+    assert numgru.dispatch.cpu_threads(64, 1024, T, 8).plan[0] == saved
     np.testing.assert_allclose(out1, out2, rtol=1e-12, atol=1e-14)
 
 
@@ -216,7 +218,7 @@ def test_every_cpu_plan_agrees(cpu_plan, dtype, reset_after):
         dx, dh0 = gru.backward(dout)
         return (out, hn, dx, dh0, *gru.grads.values())
 
-    blocks, by_batch = dispatch.cpu_threads(B, H, T).plan
+    blocks, by_batch = dispatch.cpu_threads(B, H, T, np.dtype(dtype).itemsize).plan
     assert (blocks > 1) == cpu_plan.startswith("parallel") or numba.get_num_threads() == 1
     assert by_batch == (cpu_plan == "parallel-batches") or numba.get_num_threads() == 1
     result = run()
@@ -224,7 +226,7 @@ def test_every_cpu_plan_agrees(cpu_plan, dtype, reset_after):
     other = "serial" if cpu_plan != "serial" else "parallel-batches"
     for name, value in zip(CPU_PLAN_SETTINGS, CPU_PLANS[other]):
         setattr(numgru.config, name, value)
-    assert dispatch.cpu_threads(B, H, T).plan != (blocks, by_batch) or numba.get_num_threads() == 1
+    assert dispatch.cpu_threads(B, H, T, np.dtype(dtype).itemsize).plan != (blocks, by_batch) or numba.get_num_threads() == 1
     yardstick = run()
     tol = 1e-12 if dtype == "float64" else 1e-6
     for a, b in zip(result, yardstick):
@@ -238,10 +240,10 @@ def test_default_cpu_plans(monkeypatch):
     from numgru import dispatch
     for name, value in DEFAULT_CPU_PLAN_SETTINGS.items():   # undo conftest's lowered threshold
         monkeypatch.setattr(numgru.config, name, value)
-    monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
+    monkeypatch.setattr(dispatch, "_numba_threads", lambda: 2)
 
-    def plan(B, H, steps=200):
-        return dispatch.cpu_threads(B, H, steps).plan
+    def plan(B, H, steps=200, itemsize=4):
+        return dispatch.cpu_threads(B, H, steps, itemsize).plan
 
     assert plan(1, 64) == (1, False)          # B=1: one thread
     assert plan(1, 1024) == (2, False)        # ... unless a step is large enough to share
@@ -253,3 +255,7 @@ def test_default_cpu_plans(monkeypatch):
     assert plan(4, 8, steps=1) == (1, False)  # a tiny streaming step: one thread
     assert plan(4, 8, steps=200) == (2, True)  # ... and a whole sequence of them: by sequences
     assert plan(3, 256) == (2, False)         # blocks of 1 and 2 sequences: by units
+    assert plan(64, 512) == (2, True)         # W_hh of 3 MB: each thread can read all of it
+    assert plan(64, 512, itemsize=8) == (2, True)
+    assert plan(64, 1024) == (2, False)       # 12.6 MB: each thread reads its units' share
+    assert plan(128, 1024, itemsize=8) == (2, False)
