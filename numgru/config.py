@@ -49,6 +49,7 @@ BATCH_SPLIT_MIN_BLOCK = 16
 # W_hh outgrows a core's L2 (1 MB here); split by units, each reads its share.
 # Measured in one process (T=200 forward, 2 threads, time by sequences / by
 # units): float32 H=512 (W_hh 3 MB) B=64 0.94, B=128 0.95; float64 H=512
-# (6 MB) B=64 0.96; float32 H=1024 (12.6 MB) B=64 1.09, B=128 1.09 (training
-# steps 1.00); float64 H=1024 (25 MB) B=32 1.22, B=64 1.13.
+# (6 MB) B=64 0.96; float32 H=1024 (12.6 MB) B=64 1.09, 0.98 and 1.00 in
+# three runs (each a median of 5-9, spread 0.87-1.13), B=128 1.09 and 1.10,
+# training steps B=64 1.00; float64 H=1024 (25 MB) B=32 1.22, B=64 1.13.
 BATCH_SPLIT_MAX_WEIGHT_BYTES = 8 << 20
