@@ -163,12 +163,12 @@ class cpu_threads(one_blas_thread):
     ``config.BATCH_SPLIT_MIN_BLOCK``), as long as W_hh is small enough for
     every thread to read all of it each step
     (``config.BATCH_SPLIT_MAX_WEIGHT_BYTES``); else by hidden units (the
-    threads meet at every step). It runs on one
-    thread (where both splits are the same computation) when a parallel
-    region would hold fewer than ``config.PARALLEL_MIN_REGION_WORK``
-    multiply-adds. BLAS is held to one thread throughout, so no two thread
-    pools ever fight. The block count is the number of Numba threads, so
-    results are bit-stable for a fixed ``numba.set_num_threads``.
+    threads meet at every step). It runs on one thread (where both splits
+    are the same computation) when a parallel region would hold fewer than
+    ``config.PARALLEL_MIN_REGION_WORK`` multiply-adds. BLAS is held to one
+    thread throughout, so no two thread pools ever fight. The block count is
+    the number of Numba threads, so results are bit-stable for a fixed
+    ``numba.set_num_threads``.
     """
 
     __slots__ = ("plan",)
@@ -176,7 +176,8 @@ class cpu_threads(one_blas_thread):
     def __init__(self, B, H, steps, itemsize):
         threads = _numba_threads()
         step_work = B * 3 * H * H
-        by_batch = (B >= threads and step_work // B * itemsize <= config.BATCH_SPLIT_MAX_WEIGHT_BYTES
+        w_hh_bytes = 3 * H * H * itemsize
+        by_batch = (B >= threads and w_hh_bytes <= config.BATCH_SPLIT_MAX_WEIGHT_BYTES
                     and (H <= config.BATCH_SPLIT_ALWAYS_MAX_H or B // threads >= config.BATCH_SPLIT_MIN_BLOCK))
         if threads > 1 and by_batch and steps * step_work >= config.PARALLEL_MIN_REGION_WORK:
             self.plan = (threads, True)
