@@ -40,7 +40,7 @@ from ..config import NJIT_OPTIONS
 # arithmetic that LLVM vectorises. float32: a rational approximation (Eigen's
 # fast tanh: max error about 2 ulp). float64: Cephes' exp and tanh (range
 # reduction and rational approximations, 1 ulp against libm's tanh over
-# [-30, 30] in tests/test_kernels.py). The choice is made by type at compile
+# [-40, 40] in tests/test_kernels.py). The choice is made by type at compile
 # time: one kernel serves both dtypes.
 
 _TANH32_CLAMP = np.float32(7.90531110763549805)

@@ -24,7 +24,7 @@ CUDA_JIT_OPTIONS = dict(fastmath=False)
 # thread: waking threads (and meeting at a barrier) costs more than sharing
 # such a region saves, and far more when another process holds a core. A
 # region is one step of a recurrence split by hidden units, the whole call of
-# one split by sequences (see BATCH_BLOCK_UNITS_PER_SEQUENCE). Measured on the
+# one split by sequences (see BATCH_SPLIT_MIN_BLOCK). Measured on the
 # idle 2-core machine, split by units (T=200 forward, time / torch's): B=1
 # H=256 and B=16 H=64 (196,608 a step each) 0.57 / 1.17 serial, 0.38 / 0.71
 # on two threads; B=1 H=128 (49,152) 0.41 serial, 0.59 on two. Read by
