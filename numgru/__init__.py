@@ -8,6 +8,33 @@
 """
 __version__ = "0.1.0"
 
+
+def _map_source_tree_kernels():
+    """In a source checkout, resolve ``numgru.kernels`` to the top-level ``kernels/``.
+
+    pyproject.toml installs ``kernels/`` as ``numgru.kernels``, but ``python -m
+    numgru`` (or ``python -m pytest``) from the repository root imports this
+    ``numgru/`` from the source tree, which has no ``kernels/`` beside it.
+    Installed, ``numgru/kernels/`` exists and nothing is done.
+    """
+    import importlib.util
+    import os
+    import sys
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    source = os.path.join(os.path.dirname(here), "kernels", "__init__.py")
+    if "numgru.kernels" in sys.modules or os.path.isdir(os.path.join(here, "kernels")) \
+            or not os.path.isfile(source):
+        return
+    spec = importlib.util.spec_from_file_location(__name__ + ".kernels", source,
+                                                  submodule_search_locations=[os.path.dirname(source)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+
+
+_map_source_tree_kernels()
+
 from .dispatch import gru_backward, gru_forward, no_grad
 from .gru import GRU, GRUCell
 from .linear import Linear
