@@ -1,12 +1,8 @@
 """CPU kernels: one GRU layer, one direction, over a whole sequence.
 
-Gate order and weight layout are PyTorch's (rows r, z, n of ``w_ih``/``w_hh``)::
-
-    r  = σ(W_ir x + b_ir + W_hr h + b_hr)
-    z  = σ(W_iz x + b_iz + W_hz h + b_hz)
-    n  = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))     reset_after=True
-    n  = tanh(W_in x + b_in + W_hn (r ⊙ h) + b_hn)     reset_after=False
-    h' = n + z ⊙ (h − n)                               (= (1 − z) ⊙ n + z ⊙ h)
+The cell's formulas (gate order and weight layout are PyTorch's) are
+kernels/cell.py's, compiled here with ``njit``; this module holds the loops,
+the blocked products and the threads around them.
 
 Who owns the cores: Numba's threads, in every phase. Each product is split
 into ``nchunks`` blocks, one per thread of a ``prange``, and each block calls
@@ -26,143 +22,14 @@ time. Every reduction is a per-thread partial followed by a serial sum, so the
 same inputs give the same bits for a fixed thread count and split.
 """
 import numpy as np
-from llvmlite import ir
-from numba import njit, prange, types
-from numba.extending import intrinsic, overload
+from numba import njit, prange
 
 from ..config import NJIT_OPTIONS
+from . import cell as _cell_source
 
-
-# ---------------------------------------------------------------- gate maths
-#
-# A libm call per element (tanh, exp) cannot be vectorised and would cost as
-# much as the recurrent GEMM (BASELINES.md), so both dtypes get plain
-# arithmetic that LLVM vectorises. float32: a rational approximation (Eigen's
-# fast tanh: max error about 2 ulp). float64: Cephes' exp and tanh (range
-# reduction and rational approximations, 1 ulp against libm's tanh over
-# [-40, 40] in tests/test_kernels.py). The choice is made by type at compile
-# time: one kernel serves both dtypes.
-
-_TANH32_CLAMP = np.float32(7.90531110763549805)
-_TANH32_P = tuple(np.float32(v) for v in (
-    -2.76076847742355e-16, 2.00018790482477e-13, -8.60467152213735e-11, 5.12229709037114e-08,
-    1.48572235717979e-05, 6.37261928875436e-04, 4.89352455891786e-03))
-_TANH32_Q = tuple(np.float32(v) for v in (
-    1.19825839466702e-06, 1.18534705686654e-04, 2.26843463243900e-03, 4.89352518554385e-03))
-
-
-def _tanh32(a):
-    """Eigen's rational float32 tanh (about 2 ulp); plain arithmetic, so the CUDA kernels compile it too.
-
-    Past ±clamp tanh is ±1 to float32 precision. Written as selects that
-    NaN fails, so NaN propagates (no silent clamping).
-    """
-    p13, p11, p9, p7, p5, p3, p1 = _TANH32_P
-    q6, q4, q2, q0 = _TANH32_Q
-    x = _TANH32_CLAMP if a > _TANH32_CLAMP else a
-    x = -_TANH32_CLAMP if x < -_TANH32_CLAMP else x
-    x2 = x * x
-    p = ((((((p13 * x2 + p11) * x2 + p9) * x2 + p7) * x2 + p5) * x2 + p3) * x2 + p1) * x
-    q = ((q6 * x2 + q4) * x2 + q2) * x2 + q0
-    t = p / q
-    t = np.float32(1) if a >= _TANH32_CLAMP else t
-    return np.float32(-1) if a <= -_TANH32_CLAMP else t
-
-
-@intrinsic
-def _float64_bits(typingctx, x):
-    """The int64 holding the bits of float64 x (an LLVM bitcast, which vectorises)."""
-    return types.int64(types.float64), lambda context, builder, sig, args: builder.bitcast(args[0], ir.IntType(64))
-
-
-@intrinsic
-def _float64_from_bits(typingctx, bits):
-    """The float64 whose bits are the int64 ``bits``."""
-    return types.float64(types.int64), lambda context, builder, sig, args: builder.bitcast(args[0], ir.DoubleType())
-
-
-_EXP64_P = (1.26177193074810590878e-4, 3.02994407707441961300e-2, 9.99999999999999999910e-1)
-_EXP64_Q = (3.00198505138664455042e-6, 2.52448340349684104192e-3, 2.27265548208155028766e-1,
-            2.00000000000000000009e0)
-_LN2_HI, _LN2_LO = 6.93145751953125e-1, 1.42860682030941723212e-6     # ln 2 = hi + lo, k * hi exact
-_LOG2_E = 1.4426950408889634073599
-_EXP64_MAX = 709.782712893383996843           # exp overflows above
-_EXP64_MIN_NORMAL = -708.3964185322641        # log of the smallest normal float64
-
-
-def _exp64(x):
-    """exp(x) in float64: Cephes' exp, e^x = 2^k e^r with |r| <= ln2 / 2 (about 1 ulp).
-
-    Results below the smallest normal number are 0: ``_sigmoid`` and
-    ``_tanh`` only add them to 1, where they vanish anyway. NaN propagates.
-    The order of operations matters (exact k * _LN2_HI): compiled without
-    fast-math reassociation (config.FASTMATH).
-    """
-    p2, p1, p0 = _EXP64_P
-    q3, q2, q1, q0 = _EXP64_Q
-    k = np.floor(_LOG2_E * x + 0.5)
-    k = k if k < 1025.0 else 1025.0             # keeps NaN and ±inf out of the integer conversion
-    k = k if k > -1025.0 else -1025.0
-    r = x - k * _LN2_HI
-    r = r - k * _LN2_LO
-    rr = r * r
-    p = r * ((p2 * rr + p1) * rr + p0)
-    q = ((q3 * rr + q2) * rr + q1) * rr + q0
-    e = 1.0 + 2.0 * (p / (q - p))
-    e = _float64_from_bits(_float64_bits(e) + (np.int64(k) << 52))     # e * 2^k
-    e = np.inf if x > _EXP64_MAX else e
-    e = 0.0 if x < _EXP64_MIN_NORMAL else e
-    return x if x != x else e
-
-
-_TANH64_P = (-9.64399179425052238628e-1, -9.92877231001918586564e1, -1.61468768441708447952e3)
-_TANH64_Q = (1.12811678491632931402e2, 2.23548839060100448583e3, 4.84406305325125486048e3)
-
-
-def _tanh64(x):
-    """tanh(x) in float64: Cephes' tanh, a rational function below 0.625, 1 − 2 / (e^2|x| + 1) above.
-
-    Both are computed for |x| and given x's sign (-0.0 and NaN included) by
-    one copysign: a select on the sign instead kept LLVM from vectorising
-    the loops that call this (10.7 against 1.6 ns an element).
-    """
-    p2, p1, p0 = _TANH64_P
-    q2, q1, q0 = _TANH64_Q
-    a = abs(x)
-    large = 1.0 - 2.0 / (_exp64(2.0 * a) + 1.0)
-    s = a * a
-    small = a + a * s * (((p2 * s + p1) * s + p0) / (((s + q2) * s + q1) * s + q0))
-    return np.copysign(large if a >= 0.625 else small, x)
-
-
-def _tanh(a):
-    return np.tanh(a)
-
-
-@overload(_tanh, jit_options=NJIT_OPTIONS)
-def _tanh_for_type(a):
-    if a == types.float32:
-        return _tanh32
-    return lambda a: _tanh64(a)
-
-
-def _sigmoid(a):
-    return 1.0 / (1.0 + np.exp(-a))
-
-
-@overload(_sigmoid, jit_options=NJIT_OPTIONS)
-def _sigmoid_for_type(a):
-    if a != types.float32:
-        # exp(-a) -> inf for a -> -inf gives exactly 0, never NaN.
-        return lambda a: 1.0 / (1.0 + _exp64(-a))
-    half = np.float32(0.5)
-    # σ(a) = (1 + tanh(a/2)) / 2, vectorisable, saturating at exactly 0 and 1.
-    return lambda a: half + half * _tanh(half * a)
-
-
-@njit(**NJIT_OPTIONS)
-def _time_of(step, length, reverse):
-    return length - 1 - step if reverse else step
+# The scalar maths of the cell (kernels/cell.py), compiled for the CPU: a
+# module whose functions the loops below call as ``cell.gate(...)`` etc.
+cell = _cell_source.build(njit(**NJIT_OPTIONS), "cpu", NJIT_OPTIONS)
 
 
 # ---------------------------------------------------------- blocked products
@@ -268,32 +135,33 @@ def _gather_row(products, col, row):
 
 
 def _sigmoid_of_sum(a, b, c, dst):
+    """r or z of a row of units: dst = σ(a + b + c)."""
     for i in range(dst.shape[0]):
-        dst[i] = _sigmoid(a[i] + b[i] + c[i])
+        dst[i] = cell.gate(a[i], b[i], c[i])
 
 
 def _tanh_of_sum(a, b, c, dst):
+    """reset_after=False: n = tanh(a + b + c), b = W_hn (r ⊙ h)."""
     for i in range(dst.shape[0]):
-        dst[i] = _tanh(a[i] + b[i] + c[i])
+        dst[i] = cell.new_gate_before(a[i], b[i], c[i])
 
 
 def _reset_new_gate(x_n, rec_n, b_n, r, aux, n):
     """reset_after: aux = W_hn h + b_hn, n = tanh(W_in x + b_in + r ⊙ aux)."""
     for i in range(n.shape[0]):
-        a = rec_n[i] + b_n[i]
-        aux[i] = a
-        n[i] = _tanh(x_n[i] + r[i] * a)
+        aux[i], n[i] = cell.new_gate_after(x_n[i], rec_n[i], b_n[i], r[i])
 
 
 def _blend(n, z, h_prev, h_next):
     """h' = n + z ⊙ (h − n)."""
     for i in range(h_next.shape[0]):
-        h_next[i] = n[i] + z[i] * (h_prev[i] - n[i])
+        h_next[i] = cell.blend(n[i], z[i], h_prev[i])
 
 
 def _multiply(a, b, dst):
+    """reset_after=False: dst = r ⊙ h."""
     for i in range(dst.shape[0]):
-        dst[i] = a[i] * b[i]
+        dst[i] = cell.reset_state(a[i], b[i])
 
 
 def _sum(a, b, dst):
@@ -332,7 +200,7 @@ def _step_gates(s, b0, b1, j0, j1, w_hh, b_hh, xp, lengths, reverse, reset_after
             h_next[b, j0:j1] = h_prev[b, j0:j1]
             n_aux[g, b, j0:j1] = 0
             continue
-        t = _time_of(s, lengths[b], reverse)
+        t = cell.time_of(s, lengths[b], reverse)
         _gather_row(products, b - b0, row)
         x_t = xp[t, b]
         r = gate_r[g, b, j0:j1]
@@ -359,7 +227,7 @@ def _step_new_gate(s, b0, b1, j0, j1, w_hh, b_hh, xp, lengths, reverse,
     for b in range(b0, b1):
         if s >= lengths[b]:
             continue
-        t = _time_of(s, lengths[b], reverse)
+        t = cell.time_of(s, lengths[b], reverse)
         _gather_row(products, b - b0, row)
         n = gate_n[g, b, j0:j1]
         _tanh_of_sum(xp[t, b, 2 * H + j0:2 * H + j1], row[0, :c], b_hh[2 * H + j0:2 * H + j1], n)
@@ -428,29 +296,12 @@ def _forward_recurrence(xp, x, w_ih, b_ih, w_hh, b_hh, lengths, reverse, reset_a
 # left again), then its gate gradients one sequence at a time, each a loop
 # over the units that writes one scratch array (vectorised; see the forward).
 
-def _gate_grads(grad_h, h, r, z, n, aux, reset_after, one):
-    """One unit's gradients at one step from grad_h = dL/dh'; h is the state before the step, aux its n_aux.
-
-    Returns (dr_pre, dz_pre, dn_pre, d_n, dh_direct): the pre-activation
-    gradients (dr_pre is 0 when not reset_after: it waits for W_hn's
-    product), the gradient of W_hn's product's output (dn_pre ⊙ r when
-    reset_after, dn_pre otherwise) and the part of dL/dh that bypasses W_hh.
-    Scalars only: the CPU and CUDA kernels compile this one function.
-    """
-    dn_pre = grad_h * (one - z) * (one - n * n)
-    dz_pre = grad_h * (h - n) * z * (one - z)
-    dh_direct = grad_h * z
-    if reset_after:
-        return dn_pre * aux * r * (one - r), dz_pre, dn_pre, dn_pre * r, dh_direct
-    return one - one, dz_pre, dn_pre, dn_pre, dh_direct
-
-
 def _row_gate_grads(dh, dout, h, r, z, n, aux, reset_after, grads):
-    """grads[:, i] = ``_gate_grads`` of unit i of one sequence, with grad_h = dh + dout; grads (5, units)."""
+    """grads[:, i] = ``cell.gate_grads`` of unit i of one sequence, with grad_h = dh + dout; grads (5, units)."""
     one = grads.dtype.type(1)
     for i in range(grads.shape[1]):
-        dr_pre, dz_pre, dn_pre, d_n, dh_direct = _gate_grads(dh[i] + dout[i], h[i], r[i], z[i], n[i], aux[i],
-                                                             reset_after, one)
+        dr_pre, dz_pre, dn_pre, d_n, dh_direct = cell.gate_grads(dh[i] + dout[i], h[i], r[i], z[i], n[i], aux[i],
+                                                                 reset_after, one)
         grads[0, i] = dr_pre
         grads[1, i] = dz_pre
         grads[2, i] = dn_pre
@@ -462,7 +313,7 @@ def _reset_grad(d_rh, h, r, dr_pre):
     """reset_after=False: dr_pre = dL/d(r ⊙ h) ⊙ h ⊙ r ⊙ (1 − r)."""
     one = dr_pre.dtype.type(1)
     for i in range(dr_pre.shape[0]):
-        dr_pre[i] = d_rh[i] * h[i] * r[i] * (one - r[i])
+        dr_pre[i] = cell.reset_grad(d_rh[i], h[i], r[i], one)
 
 
 def _add_product(a, b, dst):
@@ -504,7 +355,7 @@ def _step_grads(s, b0, b1, j0, j1, dout, dh, hs, gate_r, gate_z, gate_n, n_aux, 
             d_rz[s, b, H + j0:H + j1] = 0
             d_n[s, b, j0:j1] = 0
             continue
-        t = _time_of(s, lengths[b], reverse)
+        t = cell.time_of(s, lengths[b], reverse)
         _row_gate_grads(dh[b, j0:j1], dout[t, b, j0:j1], hs[s, b, j0:j1], gate_r[s, b, j0:j1],
                         gate_z[s, b, j0:j1], gate_n[s, b, j0:j1], n_aux[s, b, j0:j1], reset_after, grads)
         if reset_after:
@@ -526,7 +377,7 @@ def _step_reset_grads(s, b0, b1, j0, j1, wt_n, d_n, hs, gate_r, lengths, reverse
     for b in range(b0, b1):
         if s >= lengths[b]:
             continue
-        t = _time_of(s, lengths[b], reverse)
+        t = cell.time_of(s, lengths[b], reverse)
         _gather_row(products, b - b0, row)
         _reset_grad(row[0, :c], hs[s, b, j0:j1], gate_r[s, b, j0:j1], d_rz[s, b, j0:j1])
         dxp[t, b, j0:j1] = d_rz[s, b, j0:j1]
@@ -626,8 +477,6 @@ def _build(fn):
 
 
 # Helpers called from inside the kernels: plain compiled functions, inlined by LLVM.
-_exp64 = njit(**NJIT_OPTIONS)(_exp64)
-_tanh64 = njit(**NJIT_OPTIONS)(_tanh64)
 _block = njit(**NJIT_OPTIONS)(_block)
 _gate_products = njit(**NJIT_OPTIONS)(_gate_products)
 _products = njit(**NJIT_OPTIONS)(_products)
@@ -641,8 +490,6 @@ _sum = njit(**NJIT_OPTIONS)(_sum)
 _project_step = njit(**NJIT_OPTIONS)(_project_step)
 _step_gates = njit(**NJIT_OPTIONS)(_step_gates)
 _step_new_gate = njit(**NJIT_OPTIONS)(_step_new_gate)
-_gate_grads_py = _gate_grads          # kernels/cuda.py compiles the same source
-_gate_grads = njit(**NJIT_OPTIONS)(_gate_grads)
 _row_gate_grads = njit(**NJIT_OPTIONS)(_row_gate_grads)
 _reset_grad = njit(**NJIT_OPTIONS)(_reset_grad)
 _add_product = njit(**NJIT_OPTIONS)(_add_product)

@@ -5,10 +5,10 @@ package here, in one line). It mirrors ``kernels/cpu.py``: the same step space
 (sequence b is at time t = s going forward and t = lengths[b]-1-s in reverse,
 finished once s >= lengths[b], its state then carried unchanged), the same
 saved gates (r, z, n and n_aux: W_hn h + b_hn for reset_after, r ⊙ h
-otherwise) and the same gate formulas: float64 uses tanh and 1/(1+exp(-a)),
-float32 the CPU's rational tanh (and σ(a) = (1 + tanh(a/2)) / 2), chosen by type
-at compile time, so one compiled function serves both dtypes and both
-``reset_after`` variants.
+otherwise) and the same gate formulas: kernels/cell.py's, compiled here as
+device functions (float64 Cephes' exp and tanh, float32 Eigen's rational tanh,
+chosen by type at compile time), so one compiled function serves both dtypes
+and both ``reset_after`` variants, and the GPU's gates give the CPU's bits.
 
 The input projection (all time steps at once) and the weight gradients (after
 the time loop) are tiled GEMMs. The recurrence runs in one of two ways:
@@ -35,12 +35,11 @@ import math
 import warnings
 
 import numpy as np
-from numba import cuda, types
+from numba import cuda
 from numba.core import config as _numba_config
-from numba.core.extending import overload
 
 from ..config import CUDA_JIT_OPTIONS
-from .cpu import _gate_grads_py, _tanh32
+from . import cell as _cell_source
 
 SIMULATOR = bool(_numba_config.ENABLE_CUDASIM)
 STRATEGIES = ("auto", "step", "persistent")
@@ -70,47 +69,14 @@ def status():
     return True, "a CUDA GPU"
 
 
-# ---------------------------------------------------------------- gate maths
-#
-# The CPU kernel's formulas. In compiled code the overloads below choose by
-# type; the simulator runs the plain Python functions, which choose by the
-# type of the value, so it checks the same arithmetic.
-
-def _sigmoid32(a):
-    half = np.float32(0.5)
-    return half + half * _tanh(half * a)
-
-
-def _tanh(a):
-    if isinstance(a, np.float32):
-        return _tanh32(a)
-    return np.tanh(a)
-
-
-def _sigmoid(a):
-    if isinstance(a, np.float32):
-        return _sigmoid32(a)
-    with np.errstate(over="ignore"):        # exp(-a) -> inf gives exactly 0, as compiled
-        return 1.0 / (1.0 + np.exp(-a))
-
-
-@overload(_tanh, target="cuda")
-def _tanh_cuda(a):
-    if a == types.float32:
-        return _tanh32
-    return lambda a: math.tanh(a)
-
-
-@overload(_sigmoid, target="cuda")
-def _sigmoid_cuda(a):
-    if a == types.float32:
-        return _sigmoid32
-    return lambda a: 1.0 / (1.0 + math.exp(-a))
-
-
 def _jit(fn=None, **kw):
     return cuda.jit(fn, **CUDA_JIT_OPTIONS, **kw) if fn is not None else \
         (lambda f: cuda.jit(f, **CUDA_JIT_OPTIONS, **kw))
+
+
+# The scalar maths of the cell (kernels/cell.py) as device functions, called
+# as ``cell.gate(...)`` etc.; the simulator runs cell.py's plain Python.
+cell = _cell_source if SIMULATOR else _cell_source.build(_jit(device=True), "cuda")
 
 
 # ------------------------------------------------------- forward, per unit
@@ -135,7 +101,7 @@ def _forward_gates(s, b, j, w, ld, gs, col, xp, b_hh, lengths, reverse, reset_af
         n_aux[g, b, j] = 0
         out[s, b, j] = 0                    # padded times are exactly the finished steps
         return
-    t = lengths[b] - 1 - s if reverse else s
+    t = cell.time_of(s, lengths[b], reverse)
     acc_r = xp.dtype.type(0)
     acc_z = xp.dtype.type(0)
     acc_n = xp.dtype.type(0)
@@ -146,20 +112,19 @@ def _forward_gates(s, b, j, w, ld, gs, col, xp, b_hh, lengths, reverse, reset_af
         acc_z += w[base + gs] * h
         if reset_after:
             acc_n += w[base + 2 * gs] * h
-    r = _sigmoid(xp[t, b, j] + acc_r + b_hh[j])
-    z = _sigmoid(xp[t, b, H + j] + acc_z + b_hh[H + j])
+    r = cell.gate(xp[t, b, j], acc_r, b_hh[j])
+    z = cell.gate(xp[t, b, H + j], acc_z, b_hh[H + j])
     gate_r[g, b, j] = r
     gate_z[g, b, j] = z
     if reset_after:
-        a = acc_n + b_hh[2 * H + j]
-        n = _tanh(xp[t, b, 2 * H + j] + r * a)
-        n_aux[g, b, j] = a
+        aux, n = cell.new_gate_after(xp[t, b, 2 * H + j], acc_n, b_hh[2 * H + j], r)
+        n_aux[g, b, j] = aux
         gate_n[g, b, j] = n
-        h = n + z * (hs[cur, b, j] - n)
+        h = cell.blend(n, z, hs[cur, b, j])
         hs[nxt, b, j] = h
         out[t, b, j] = h
     else:
-        n_aux[g, b, j] = r * hs[cur, b, j]
+        n_aux[g, b, j] = cell.reset_state(r, hs[cur, b, j])
 
 
 @_jit(device=True)
@@ -173,13 +138,13 @@ def _forward_new(s, b, j, w, ld, gs, col, xp, b_hh, lengths, reverse, hs, gate_z
     g = s if keep else 0
     if s >= lengths[b]:
         return
-    t = lengths[b] - 1 - s if reverse else s
+    t = cell.time_of(s, lengths[b], reverse)
     acc = xp.dtype.type(0)
     for k in range(H):
         acc += w[k * ld + col + 2 * gs] * n_aux[g, b, k]
-    n = _tanh(xp[t, b, 2 * H + j] + acc + b_hh[2 * H + j])
+    n = cell.new_gate_before(xp[t, b, 2 * H + j], acc, b_hh[2 * H + j])
     gate_n[g, b, j] = n
-    h = n + gate_z[g, b, j] * (hs[cur, b, j] - n)
+    h = cell.blend(n, gate_z[g, b, j], hs[cur, b, j])
     hs[nxt, b, j] = h
     out[t, b, j] = h
 
@@ -202,17 +167,13 @@ def _backward_dh(s1, b, j, w, ld, col, reset_after, d_rz, d_n, dh_direct, dh):
     dh[b, j] = v
 
 
-# The CPU kernel's gate-gradient formulas, compiled for the device.
-_gate_grads = _jit(device=True)(_gate_grads_py)
-
-
 @_jit(device=True)
 def _unit_gate_grads(s, t, b, j, grad_h, hs, gate_r, gate_z, gate_n, n_aux, reset_after,
                      dh_direct, dxp, d_rz, d_n):
-    """Unit j of sequence b at step s (time t): ``_gate_grads`` stored (r's waits for W_hn's product
+    """Unit j of sequence b at step s (time t): ``cell.gate_grads`` stored (r's waits for W_hn's product
     when not reset_after)."""
     H = dh_direct.shape[1]
-    dr_pre, dz_pre, dn_pre, dn_w, direct = _gate_grads(
+    dr_pre, dz_pre, dn_pre, dn_w, direct = cell.gate_grads(
         grad_h, hs[s, b, j], gate_r[s, b, j], gate_z[s, b, j], gate_n[s, b, j], n_aux[s, b, j], reset_after,
         dh_direct.dtype.type(1))
     dh_direct[b, j] = direct
@@ -240,7 +201,7 @@ def _backward_gates(s, b, j, dout, hs, gate_r, gate_z, gate_n, n_aux, lengths, r
         dxp[s, b, H + j] = 0
         dxp[s, b, 2 * H + j] = 0
         return
-    t = lengths[b] - 1 - s if reverse else s
+    t = cell.time_of(s, lengths[b], reverse)
     _unit_gate_grads(s, t, b, j, dh[b, j] + dout[t, b, j], hs, gate_r, gate_z, gate_n, n_aux, reset_after,
                      dh_direct, dxp, d_rz, d_n)
 
@@ -252,12 +213,12 @@ def _backward_reset(s, b, j, w, ld, col, hs, gate_r, lengths, reverse, d_n, dh_d
         return
     H = dh_direct.shape[1]
     one = dh_direct.dtype.type(1)
-    t = lengths[b] - 1 - s if reverse else s
+    t = cell.time_of(s, lengths[b], reverse)
     d_rh = dh_direct.dtype.type(0)
     for g in range(H):
         d_rh += d_n[s, b, g] * w[(2 * H + g) * ld + col]
     r = gate_r[s, b, j]
-    dr_pre = d_rh * hs[s, b, j] * r * (one - r)
+    dr_pre = cell.reset_grad(d_rh, hs[s, b, j], r, one)
     d_rz[s, b, j] = dr_pre
     dxp[t, b, j] = dr_pre
     dh_direct[b, j] += d_rh * r

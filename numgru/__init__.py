@@ -31,6 +31,7 @@ def _map_source_tree_kernels():
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
+    setattr(sys.modules[__name__], "kernels", module)     # as the import system does for a subpackage
 
 
 _map_source_tree_kernels()
