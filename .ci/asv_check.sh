@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CI for the asv suite: it must import, pass `asv check`, and run a small subset
-# (the smallest shape of every benchmark, plus the skip path of the CUDA
-# engines) against the installed numgru, so the suite cannot rot.
+# (the smallest shape of every benchmark, the first lengths case of the ragged
+# one, plus the skip path of the CUDA engines) against the installed numgru, so
+# the suite cannot rot.
 # Needs numgru installed in this python (.ci/run installs it first); installs asv if missing.
 # Usage: .ci/asv_check.sh        (PYTHON=python3.11 .ci/asv_check.sh for another interpreter)
 set -euo pipefail
@@ -23,6 +24,7 @@ subset=(
     --bench "Forward\.time_forward\('(numgru|torch)-(cpu|cuda)', 1, 64\)"
     --bench "TrainStep\..*\('(numgru|torch)-cpu', 1, 64\)"
     --bench "Streaming\.time_step\('(numgru|torch)-cpu', 64\)"
+    --bench "Ragged\..*\('(numgru|torch)-cpu', 'full'\)"
     --bench "FirstCall\..*\('numgru-cpu', 'cold'\)"
 )
 # --quick: one sample each, nothing saved. asv exits 2 when a benchmark fails
@@ -35,7 +37,8 @@ if ! "${asv[@]}" run --python=same --quick --show-stderr --machine numgru-ci "${
 fi
 # A renamed benchmark would silently drop out of the subset: each one must have run.
 for name in Forward.time_forward TrainStep.time_train_step TrainStep.peakmem_train_step \
-            Streaming.time_step FirstCall.timeraw_import_and_first_call; do
+            Streaming.time_step Ragged.time_forward Ragged.time_train_step \
+            FirstCall.timeraw_import_and_first_call; do
     if ! grep -Eq "gru\.$name +ok" "$log"; then
         echo "asv_check: benchmark gru.$name did not run (renamed? update the subset above)" >&2
         exit 1

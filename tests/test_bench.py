@@ -10,9 +10,11 @@ import pathlib
 import sys
 
 import numba
+import numpy as np
 import pytest
 
 from numgru import bench
+from numgru import benchmarks as harness
 
 ASV_BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "asv_bench" / "benchmarks"
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
@@ -47,7 +49,7 @@ def _fake_rows(torch=True):
 
 def test_run_bench_tiny_grid(restore_threads):
     threads = numba.get_num_threads()
-    rows = bench.run_bench(grid=[(5, 1, 8)], reps=2, threads=2, progress=False, min_time=0.002)
+    rows = harness.run_bench(grid=[(5, 1, 8)], reps=2, threads=2, progress=False, min_time=0.002)
     assert numba.get_num_threads() == threads          # restored afterwards
     seq, step = rows
     assert seq["kind"] == "sequence" and (seq["T"], seq["B"], seq["H"]) == (5, 1, 8)
@@ -59,7 +61,7 @@ def test_run_bench_tiny_grid(restore_threads):
     assert seq["gemm_gflops"] > 0 and seq["forward_ceiling_pct"] > 0
     assert seq["train_peak_mb_numgru"] is None or seq["train_peak_mb_numgru"] >= 0
     assert seq["forward_gflops_numgru"] == pytest.approx(
-        bench.flops_forward(5, 1, 8) / (seq["forward_ms_numgru"] / 1e3) / 1e9)
+        harness.flops_forward(5, 1, 8) / (seq["forward_ms_numgru"] / 1e3) / 1e9)
     torch_keys = ("forward_ms_torch", "forward_ratio", "train_ms_torch", "train_ratio", "forward_gflops_torch")
     if HAVE_TORCH:
         assert all(seq[k] > 0 for k in torch_keys)
@@ -70,15 +72,15 @@ def test_run_bench_tiny_grid(restore_threads):
 
 
 def test_flop_counts():
-    assert bench.flops_forward(200, 16, 256) == 2 * 200 * 16 * 3 * 256 * (256 + 256)
-    assert bench.flops_train(10, 2, 4, 3) == 3 * bench.flops_forward(10, 2, 4, 3)
+    assert harness.flops_forward(200, 16, 256) == 2 * 200 * 16 * 3 * 256 * (256 + 256)
+    assert harness.flops_train(10, 2, 4, 3) == 3 * harness.flops_forward(10, 2, 4, 3)
 
 
 def test_run_bench_rejects_bad_arguments():
     with pytest.raises(ValueError, match="reps"):
-        bench.run_bench(grid=[(5, 1, 8)], reps=0, progress=False)
+        harness.run_bench(grid=[(5, 1, 8)], reps=0, progress=False)
     with pytest.raises(ValueError, match="grid"):
-        bench.run_bench(grid=[(5, 8)], progress=False)
+        harness.run_bench(grid=[(5, 8)], progress=False)
 
 
 @pytest.mark.parametrize("torch", [True, False])
@@ -143,6 +145,7 @@ def asv_suite():
         common = importlib.import_module(f"{name}.common")
         gru = importlib.import_module(f"{name}.gru")
         common.SEQ_LEN = 5                  # the suite's T=200 is not needed to check that it runs
+        common.RAGGED_SHAPE = (6, 4, 8)
         yield common, gru
     finally:
         for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
@@ -156,6 +159,8 @@ def test_asv_grid_is_the_issue_grid(asv_suite):
     assert gru.TrainStep.params == gru.Forward.params
     assert gru.Streaming.params == [gru.Forward.params[0], [64, 256, 1024]]
     assert gru.FirstCall.params[0] == gru.Forward.params[0]
+    assert gru.Ragged.params == [gru.Forward.params[0], ["full", "uniform", "short", "one-long"]]
+    assert gru.Ragged.param_names == ["engine", "lengths"]
 
 
 def _engines(common):
@@ -176,6 +181,11 @@ def test_asv_benchmarks_run_once(asv_suite, restore_threads):
         step.setup(engine, 64)
         step.time_step(engine, 64)
         step.time_step(engine, 64)
+        for case in common.RAGGED_CASES:
+            ragged = gru.Ragged()
+            ragged.setup(engine, case)
+            ragged.time_forward(engine, case)
+            ragged.time_train_step(engine, case)
 
 
 def test_asv_first_call_source(asv_suite):
@@ -188,6 +198,7 @@ def test_asv_first_call_source(asv_suite):
             compile(stmt, "<stmt>", "exec")
             compile(setup, "<setup>", "exec")
             assert "NUMBA_CACHE_DIR" in setup
+            assert "(50, 16, 32)" in stmt and "GRU(32, 64" in stmt
         finally:
             bench_.teardown(engine, "cold")
         if common.library(engine) == "torch":
@@ -210,10 +221,225 @@ def test_asv_unavailable_engines_skip(asv_suite):
 
 
 def test_run_bench_float64_and_bad_dtype(restore_threads):
-    rows = bench.run_bench(grid=[(4, 2, 8)], reps=1, threads=1, progress=False, min_time=0.001, dtype="float64",
+    rows = harness.run_bench(grid=[(4, 2, 8)], reps=1, threads=1, progress=False, min_time=0.001, dtype="float64",
                            step=False)
     assert rows[0]["dtype"] == "float64" and rows[0]["forward_ms_numgru"] > 0
     if HAVE_TORCH:
         assert rows[0]["forward_max_abs_diff"] < 1e-12      # both engines in double
     with pytest.raises(ValueError, match="dtype"):
-        bench.run_bench(grid=[(4, 2, 8)], reps=1, progress=False, dtype="float16")
+        harness.run_bench(grid=[(4, 2, 8)], reps=1, progress=False, dtype="float16")
+
+
+# --- the GEMM ceiling ----------------------------------------------------------------------------
+
+def test_gemm_variants_compute_the_same_product():
+    variants = harness.gemm_variants(3, 5, 7, "float64", seed=1)
+    assert set(variants) == {"a@w", "a@W.T", "W@a.T", "W@b"}
+    results = {name: fn().copy() for name, fn in variants.items()}
+    for name in ("W@a.T", "W@b"):
+        results[name] = results[name].T           # (N, M): the same numbers transposed
+    reference = results["a@w"]
+    assert reference.shape == (3, 7)
+    for name, value in results.items():
+        np.testing.assert_allclose(value, reference, rtol=1e-12, err_msg=name)
+
+
+def test_blas_thread_counts():
+    assert harness.blas_thread_counts(1) == [1]
+    assert harness.blas_thread_counts(2) == [1, 2]
+    assert harness.blas_thread_counts(6) == [1, 2, 4, 6]
+
+
+def test_gemm_best_is_the_max_over_variants_and_threads(monkeypatch):
+    """Made-up times: the winner is the fastest (variant, threads), not the first or the usual orientation."""
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return max(lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas")
+
+    seconds = {("a@w", 1): 4.0, ("a@W.T", 1): 3.0, ("W@a.T", 1): 1.0, ("W@b", 1): 5.0,
+               ("a@w", 2): 2.0, ("a@W.T", 2): 6.0, ("W@a.T", 2): 7.0, ("W@b", 2): 8.0}
+    names = {}
+
+    def fake_variants(M, K, N, dtype="float32", seed=0):
+        fns = {name: (lambda: None) for name in ("a@w", "a@W.T", "W@a.T", "W@b")}
+        names.update({id(fn): name for name, fn in fns.items()})
+        return fns
+
+    def fake_best_seconds(fn, min_time, samples):
+        threads = 1 if blas_threads() == 1 else 2
+        return seconds[(names[id(fn)], threads)]
+
+    monkeypatch.setattr(harness, "gemm_variants", fake_variants)
+    monkeypatch.setattr(harness, "_best_seconds", fake_best_seconds)
+    best = harness.gemm_best(2, 3, 9, threads=2)
+    assert (best.variant, best.threads, best.seconds) == ("W@a.T", 1, 1.0)
+    assert best.gflops == pytest.approx(2 * 2 * 3 * 9 / 1.0 / 1e9)
+    assert best.gflops == max(best.measured.values())
+    if blas_threads() >= 2:                         # a 1-core machine cannot show the 2-thread rows
+        assert set(best.measured) == set(seconds)
+
+
+def test_gemm_best_measured_for_real():
+    best = harness.gemm_best(2, 16, 48, threads=2, min_time=0.001, samples=2)
+    assert set(best.measured) == {(v, t) for v in ("a@w", "a@W.T", "W@a.T", "W@b") for t in (1, 2)}
+    assert best.gflops == max(best.measured.values()) > 0
+    assert best.measured[(best.variant, best.threads)] == best.gflops
+
+
+def test_gemm_ceiling_is_projection_plus_recurrence(monkeypatch):
+    calls = []
+
+    def fake_best(M, K, N, **kwargs):
+        calls.append((M, K, N))
+        return harness.GemmBest(1.0, 2e-3 if M == 7 * 3 else 1e-4, "a@w", 1, {})
+
+    monkeypatch.setattr(harness, "gemm_best", fake_best)
+    c = harness.gemm_ceiling(7, 3, 5, I=4)
+    assert calls == [(3, 5, 15), (21, 4, 15)]       # recurrent (B, H)x(H, 3H), projection (T*B, I)x(I, 3H)
+    assert c["seconds"] == pytest.approx(2e-3 + 7 * 1e-4)
+    assert c["gflops"] == pytest.approx(harness.flops_forward(7, 3, 5, 4) / c["seconds"] / 1e9)
+
+
+# --- ragged batches ------------------------------------------------------------------------------
+
+def test_ragged_cases_and_their_shares():
+    T, B, H = harness.RAGGED_SHAPE
+    assert (T, B, H) == (200, 64, 256)
+    shares = {}
+    for case in harness.RAGGED_CASES:
+        lengths = harness.ragged_lengths(case)
+        assert lengths.dtype == np.int64 and lengths.shape == (B,)
+        assert lengths.min() >= 1 and lengths.max() <= T
+        np.testing.assert_array_equal(lengths, harness.ragged_lengths(case, T, B))   # fixed seed
+        shares[case] = harness.real_share(lengths, T)
+    assert shares["full"] == 1.0
+    assert abs(shares["uniform"] - 0.5) < 0.05
+    assert 0.10 < shares["short"] < 0.16            # mean about T/8
+    assert shares["one-long"] == pytest.approx((T + (B - 1) * 10) / (T * B))   # 0.065
+    assert harness.ragged_lengths("one-long").max() == T
+    assert not np.all(np.diff(harness.ragged_lengths("uniform")) <= 0)   # unsorted, as real batches
+    with pytest.raises(ValueError, match="case"):
+        harness.ragged_lengths("sorted")
+
+
+def test_run_ragged_tiny(restore_threads):
+    rows = harness.run_ragged(shape=(6, 4, 8), reps=2, progress=False, min_time=0.002)
+    assert [r["case"] for r in rows] == list(harness.RAGGED_CASES)
+    for r in rows:
+        assert r["kind"] == "ragged" and (r["T"], r["B"], r["H"]) == (6, 4, 8)
+        assert r["share"] == harness.real_share(harness.ragged_lengths(r["case"], 6, 4), 6)
+        assert r["forward_ms_numgru"] > 0 and r["train_ms_numgru"] > 0
+        if HAVE_TORCH:
+            assert r["forward_ratio"] > 0 and r["train_ratio"] > 0
+            assert r["forward_max_abs_diff"] < 1e-5      # the same numbers as torch's packed sequences
+    table = bench.format_table(rows)
+    assert "| lengths | real |" in table and "| uniform |" in table
+
+
+def test_main_routes_ragged_and_first_call(monkeypatch, capsys):
+    fake_ragged = [dict(kind="ragged", case=c, T=6, B=4, H=8, threads=2, share=0.5, forward_ms_numgru=1.0,
+                        forward_ms_torch=2.0, forward_ratio=0.5, train_ms_numgru=3.0, train_ms_torch=4.0,
+                        train_ratio=0.75) for c in harness.RAGGED_CASES]
+    fake_first = [dict(entry="GRU-float32", cold=dict(wall=3.0, total=2.5, **{"import": 0.5}),
+                       warm=dict(wall=1.0, total=0.7, **{"import": 0.5}), cache_files=12, cache_files_warm=12,
+                       warm_over_cold=0.28)]
+    called = []
+    monkeypatch.setattr(harness, "run_ragged", lambda **kw: called.append("ragged") or fake_ragged)
+    monkeypatch.setattr(harness, "measure_first_call", lambda **kw: called.append("first") or fake_first)
+    monkeypatch.setattr(harness, "run_bench", lambda **kw: called.append("grid") or [])
+    parser = bench.add_arguments(argparse.ArgumentParser())
+    assert bench.main(parser.parse_args(["--ragged", "--no-progress"])) == 0
+    out = capsys.readouterr().out
+    assert called == ["ragged"] and "| one-long | 0.500 |" in out
+    called.clear()
+    assert bench.main(parser.parse_args(["--first-call", "--no-progress"])) == 0
+    out = capsys.readouterr().out
+    assert called == ["first"] and "| GRU-float32 | 0.50 / 0.50 | 2.50 | 0.70 | 0.28 | 3.00 / 1.00 | 12 |" in out
+    called.clear()
+    assert bench.main(parser.parse_args(["--shapes", "1x8", "--no-progress"])) == 130   # the fake grid is empty
+    assert called == ["grid"]                         # --shapes: no ragged table
+
+
+# --- first call ----------------------------------------------------------------------------------
+
+def test_first_call_sources_compile():
+    for entry, spec in harness.FIRST_CALL_ENTRIES.items():
+        if isinstance(spec[0], tuple):
+            stages = harness.first_call_stages(entry)
+            assert stages[0][0] == "import"
+            compile(harness.timed_source(stages), entry, "exec")
+        else:
+            assert spec[:3] == ["-m", "numgru", "train"] and "--epochs" in spec
+    source = harness.first_call_source("numgru-cpu")
+    assert "numgru.GRU(32, 64" in source and "(50, 16, 32)" in source and "backward" in source
+    assert "torch.nn.GRU(32, 64)" in harness.first_call_source("torch-cpu")
+    with pytest.raises(ValueError):
+        harness.first_call_source("torch-cpu", entry="GRUCell")
+
+
+TINY_KERNEL = """
+import numba
+
+@numba.njit(cache=True)
+def tiny(n):
+    s = 0.0
+    for i in range(n):
+        s += i * 0.5
+    return s
+"""
+
+
+def test_measure_first_call_cold_then_warm(tmp_path):
+    """The plumbing, with a tiny cached kernel instead of numgru's (seconds, not minutes)."""
+    (tmp_path / "tiny_kernel_mod.py").write_text(TINY_KERNEL)
+    stages = [
+        ("import", f"import os, sys\nsys.path.insert(0, {str(tmp_path)!r})\nimport tiny_kernel_mod"),
+        # the process runs in an empty temporary directory, never the source tree
+        ("forward", "assert not os.listdir('.'), os.listdir('.')\nassert tiny_kernel_mod.tiny(10) == 22.5"),
+    ]
+    rows = harness.measure_first_call(entries={"tiny": stages, "command": ["-c", "print('hello')"]},
+                                      progress=False)
+    tiny, command = rows
+    assert tiny["entry"] == "tiny" and command["entry"] == "command"
+    for kind in ("cold", "warm"):
+        assert 0 < tiny[kind]["import"] <= tiny[kind]["forward"] == tiny[kind]["total"] < tiny[kind]["wall"]
+        assert command[kind]["import"] is None and command[kind]["total"] == command[kind]["wall"] > 0
+    assert tiny["cache_files"] >= 2                   # the cold run filled the empty cache (.nbi + .nbc)
+    assert tiny["cache_files_warm"] == tiny["cache_files"]     # the warm run loaded, saved nothing new
+    cold_call = tiny["cold"]["forward"] - tiny["cold"]["import"]
+    warm_call = tiny["warm"]["forward"] - tiny["warm"]["import"]
+    assert warm_call < cold_call                      # compile vs load from the cache
+    assert command["cache_files"] == 0
+    assert tiny["warm_over_cold"] == tiny["warm"]["total"] / tiny["cold"]["total"]
+
+
+def test_first_call_failure_is_reported(tmp_path):
+    with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+        harness.first_call_once([("import", "1 / 0")], tmp_path)
+
+
+# --- the asv suite's harness ---------------------------------------------------------------------
+
+def test_asv_harness_fallback_for_old_commits(asv_suite, tmp_path):
+    common, _ = asv_suite
+    assert common.harness.HARNESS_VERSION == common.HARNESS_VERSION
+    installed = common.installed_harness_path()
+    assert installed is not None and installed.endswith("benchmarks.py")
+    old = tmp_path / "benchmarks.py"
+    old.write_text("HARNESS_VERSION = 0\n")           # an installed numgru with another harness
+    fallback = common.load_harness([None, str(tmp_path / "missing.py"), str(old), common.FALLBACK])
+    assert fallback.__file__ == common.FALLBACK
+    assert fallback.RAGGED_CASES == harness.RAGGED_CASES and fallback.FULL_GRID == harness.FULL_GRID
+    with pytest.raises(ImportError, match="version"):
+        common.load_harness([str(old)])
+
+
+def test_asv_harness_does_not_import_numgru():
+    """The suite loads the harness without numgru or numba, so a torch process stays free of them."""
+    import subprocess
+    code = (f"import importlib.util, sys\n"
+            f"spec = importlib.util.spec_from_file_location('h', {harness.__file__!r})\n"
+            "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
+            "assert 'numgru' not in sys.modules and 'numba' not in sys.modules and 'torch' not in sys.modules\n")
+    subprocess.run([sys.executable, "-c", code], check=True)

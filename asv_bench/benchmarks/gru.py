@@ -1,8 +1,10 @@
 """numgru against PyTorch on the same shapes: float32, T=200, I=H, threads pinned.
 
 Parameters: engine in ``common.ENGINES`` (unavailable ones are skipped, not
-failed), batch B, hidden size H. All compilation and warm-up happen in
-``setup``; GPU engines synchronise inside the timed call.
+failed), batch B, hidden size H, or the lengths of a ragged batch. All
+compilation and warm-up happen in ``setup``; GPU engines synchronise inside the
+timed call. Shapes, cases and sources come from numgru's harness
+(``numgru/benchmarks.py``, see ``common``), shared with ``python -m numgru bench``.
 """
 import os
 import shutil
@@ -55,12 +57,39 @@ class Streaming:
         self.model.step()
 
 
+class Ragged:
+    """A ragged batch, T=200, B=64, H=256: numgru ``lengths=`` against torch's packed sequences.
+
+    ``lengths``: a case of ``common.RAGGED_CASES`` (all T; uniform in 1..T;
+    mostly short, mean T/8; one of length T and the rest 10), generated from a
+    fixed seed. torch runs ``pack_padded_sequence(x, lengths,
+    enforce_sorted=False)``, the GRU, ``pad_packed_sequence(..., total_length=T)``
+    inside the timed call, as a user's code does.
+    """
+    params = [list(common.ENGINES), list(common.RAGGED_CASES)]
+    param_names = ["engine", "lengths"]
+    timeout = 600
+
+    def setup(self, engine, lengths):
+        T, B, H = common.RAGGED_SHAPE
+        self.model = common.sequence_model(engine, T, B, H, training=True,
+                                           lengths=common.ragged_lengths(lengths, T, B))
+
+    def time_forward(self, engine, lengths):
+        self.model.forward()
+
+    def time_train_step(self, engine, lengths):
+        self.model.train_step()
+
+
 class FirstCall:
-    """A fresh interpreter: import the library, then the first forward + backward (T=20, B=1, H=64).
+    """A fresh interpreter: import the library, then the first forward + backward of GRU(32, 64) on (50, 16, 32).
 
     ``cache="cold"``: Numba's on-disk cache starts empty in every sample (the
     full JIT compile); ``"warm"``: it was filled by an earlier process. PyTorch
-    compiles nothing, so it runs only as ``"cold"``.
+    compiles nothing, so it runs only as ``"cold"``. The source is the
+    harness's (``first_call_source``), the one ``python -m numgru bench
+    --first-call`` times for "GRU-float32".
     """
     params = [list(common.ENGINES), ["cold", "warm"]]
     param_names = ["engine", "cache"]
@@ -78,7 +107,7 @@ class FirstCall:
         self.source = common.first_call_source(engine)
         if cache == "warm":
             self.env["NUMBA_CACHE_DIR"] = os.path.join(self.tmp, "warm")
-            subprocess.run([sys.executable, "-c", self.source], check=True,
+            subprocess.run([sys.executable, "-c", self.source], check=True, cwd=self.tmp,
                            env={**os.environ, **self.env})
 
     def teardown(self, engine, cache):

@@ -1,0 +1,938 @@
+"""The benchmark harness, defined once: what numgru is timed on against PyTorch, and how.
+
+``numgru.bench`` (``python -m numgru bench``: tables, charts, the command line)
+and the asv suite (``asv_bench/benchmarks``) both take from here:
+
+- the shapes: ``SEQ_LEN``, ``BATCHES``, ``HIDDEN``, ``FULL_GRID``, ``QUICK_GRID``;
+- the engines (``ENGINES``: numgru or torch, on the CPU or CUDA) and their model
+  builders, ``sequence_model`` and ``step_model``;
+- thread pinning (``pin_threads``, ``pinned_threads``): both engines get the
+  same number of threads (Numba's pool, torch's intra-op pool, BLAS capped too);
+- the ragged-batch cases (``RAGGED_CASES``, ``ragged_lengths``);
+- the GEMM ceiling (``gemm_ceiling``);
+- the in-process measurements (``run_bench``, ``run_ragged``);
+- the first-call (cold/warm start) sources and their measurement in fresh
+  processes (``first_call_source``, ``measure_first_call``).
+
+asv benchmarks older commits too, so this file must stay importable on its own,
+outside the package (the suite loads it by path, from the installed numgru or,
+for commits from before it existed, from its own checkout): absolute imports
+only, nothing of numgru but its public API (with fallbacks for what older
+commits lack), and numba, torch and numgru itself imported lazily, so that a
+torch benchmark process never loads numgru and vice versa. ``HARNESS_VERSION``
+changes whenever a name the suite uses changes.
+"""
+import collections
+import contextlib
+import functools
+import gc
+import importlib.util
+import json
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+HARNESS_VERSION = 1
+
+SEQ_LEN = 200
+BATCHES = (1, 16, 64)
+HIDDEN = (64, 256, 1024)
+FULL_GRID = tuple((SEQ_LEN, B, H) for H in HIDDEN for B in BATCHES)
+QUICK_GRID = ((SEQ_LEN, 1, 64), (SEQ_LEN, 16, 256))
+DEFAULT_REPS = 5
+QUICK_REPS = 3
+DEFAULT_THREADS = 2          # the cores of the project's benchmark machine
+DTYPES = ("float32", "float64")
+ENGINES = ("numgru-cpu", "numgru-cuda", "torch-cpu", "torch-cuda")
+
+
+def flops_forward(T, B, H, I=None):
+    """FLOPs of one forward pass: the input and recurrent products, 2·T·B·3H·(I+H)."""
+    I = H if I is None else I
+    return 2 * T * B * 3 * H * (I + H)
+
+
+def flops_train(T, B, H, I=None):
+    """Forward + backward, with backward ≈ 2 × forward."""
+    return 3 * flops_forward(T, B, H, I)
+
+
+def gflops(flops, seconds):
+    return None if seconds is None else flops / seconds / 1e9
+
+
+def import_torch():
+    """torch, or None where it is not installed (it is optional: only the yardstick)."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+# --------------------------------------------------------------------------------------- engines
+
+def library(engine):
+    """'numgru' or 'torch'."""
+    return engine.split("-")[0]
+
+
+def device(engine):
+    """'cpu' or 'cuda'."""
+    return engine.split("-")[1]
+
+
+@functools.lru_cache(maxsize=None)
+def unavailable(engine):
+    """Why ``engine`` cannot run here (a string), or None when it can."""
+    if engine not in ENGINES:
+        return f"unknown engine {engine!r}"
+    lib, dev = library(engine), device(engine)
+    if importlib.util.find_spec(lib) is None:
+        return f"{lib} is not installed"
+    if lib == "torch":
+        import torch
+        if dev == "cuda" and not torch.cuda.is_available():
+            return "torch.cuda.is_available() is False"
+        return None
+    if dev == "cuda":
+        import numba
+        if numba.config.ENABLE_CUDASIM:
+            return "NUMBA_ENABLE_CUDASIM=1: the CUDA simulator is no GPU to time"
+        import numgru
+        try:
+            numgru.GRU(1, 1, device="cuda")
+        except Exception as exc:  # RuntimeError where no GPU works; whatever an older build raises
+            return f"numgru device='cuda': {exc}"
+    return None
+
+
+def require(engine):
+    """Skip the benchmark the asv way (NotImplementedError) if ``engine`` cannot run here."""
+    reason = unavailable(engine)
+    if reason is not None:
+        raise NotImplementedError(f"{engine} unavailable: {reason}")
+
+
+# --------------------------------------------------------------------------------------- threads
+
+def pin_threads(threads, engine=None):
+    """Give the engines ``threads`` threads: Numba's pool, torch's intra-op pool and BLAS.
+
+    ``engine`` None pins both libraries (torch only where it is installed);
+    an engine name pins only its own library, so that a numgru process never
+    imports torch and vice versa. Returns what ``restore_threads`` needs to
+    undo it. Numba's count is capped at NUMBA_NUM_THREADS; the returned state
+    holds the count actually given, under "threads".
+    """
+    from threadpoolctl import threadpool_limits
+    threads = max(1, int(threads))
+    state = {"blas": threadpool_limits(limits=threads, user_api="blas")}
+    if engine is None or library(engine) == "numgru":
+        import numba
+        state["numba"] = numba.get_num_threads()
+        threads = min(threads, numba.config.NUMBA_NUM_THREADS)
+        numba.set_num_threads(threads)
+    torch = import_torch() if engine is None else (None if library(engine) != "torch" else import_torch())
+    if torch is not None:
+        state["torch"] = torch.get_num_threads()
+        torch.set_num_threads(threads)
+    state["threads"] = threads
+    return state
+
+
+def restore_threads(state):
+    """Undo ``pin_threads``."""
+    state["blas"].restore_original_limits()
+    if "numba" in state:
+        import numba
+        numba.set_num_threads(state["numba"])
+    if "torch" in state:
+        import torch
+        torch.set_num_threads(state["torch"])
+
+
+@contextlib.contextmanager
+def pinned_threads(threads, engine=None):
+    """``pin_threads`` for the duration of a ``with`` block; yields the thread count given."""
+    state = pin_threads(threads, engine)
+    try:
+        yield state["threads"]
+    finally:
+        restore_threads(state)
+
+
+# ---------------------------------------------------------------------------------------- models
+
+def inputs(shape, seed, dtype="float32"):
+    """Standard normal values of ``shape`` from a fixed seed."""
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+def _noop():
+    pass
+
+
+class NumgruSequence:
+    """numgru's GRU over a (T, B, I) sequence: ``forward()`` (under ``no_grad``) and ``train_step()``.
+
+    Only public API, with fallbacks for older commits (no ``no_grad``: a plain
+    forward; ``dtype``/``lengths`` passed only when they are not the defaults).
+    """
+
+    def __init__(self, dev, T, B, H, I, training=False, dtype="float32", lengths=None, seed=0):
+        import numgru
+        kwargs = {} if dtype == "float32" else {"dtype": dtype}
+        self.gru = numgru.GRU(I, H, device=dev, seed=seed, **kwargs)
+        # inference keeps no backward cache, as torch's inference_mode
+        self.inference = getattr(numgru, "no_grad", contextlib.nullcontext)
+        self.call_kwargs = {} if lengths is None else {"lengths": np.asarray(lengths, np.int64)}
+        self.x = inputs((T, B, I), seed + 1, dtype)
+        self.dout = inputs((T, B, H), seed + 2, dtype)
+        self.sync = _noop
+        if dev == "cuda":
+            from numba import cuda
+            self.x, self.dout, self.sync = cuda.to_device(self.x), cuda.to_device(self.dout), cuda.synchronize
+        self.gru.train(training)
+
+    def forward(self):
+        with self.inference():
+            out = self.gru(self.x, **self.call_kwargs)
+        self.sync()
+        return out
+
+    def train_step(self):
+        self.gru.zero_grad()
+        self.gru(self.x, **self.call_kwargs)
+        self.gru.backward(self.dout)
+        self.sync()
+
+    def state_dict(self):
+        return self.gru.state_dict()
+
+    def output(self):
+        """The forward's output as a NumPy array (to check both engines agree)."""
+        out = self.forward()[0]
+        return out.copy_to_host() if hasattr(out, "copy_to_host") else np.asarray(out)
+
+
+class TorchSequence:
+    """torch.nn.GRU on the same computation; ragged batches go through pack/pad_packed_sequence.
+
+    ``state_dict``: numgru's weights to load (same numbers in both engines);
+    None: torch's own initialisation from ``torch.manual_seed(seed)``.
+    """
+
+    def __init__(self, dev, T, B, H, I, training=False, dtype="float32", lengths=None, seed=0,
+                 state_dict=None):
+        import torch
+        torch.manual_seed(seed)
+        self.torch = torch
+        self.T = T
+        self.gru = torch.nn.GRU(I, H, dtype=getattr(torch, dtype)).to(dev).train(training)
+        if state_dict is not None:
+            self.gru.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in state_dict.items()})
+        # pack_padded_sequence wants the lengths on the CPU, as int64
+        self.lengths = None if lengths is None else torch.as_tensor(np.asarray(lengths, np.int64))
+        self.x = torch.from_numpy(inputs((T, B, I), seed + 1, dtype)).to(dev).requires_grad_(training)
+        self.dout = torch.from_numpy(inputs((T, B, H), seed + 2, dtype)).to(dev)
+        self.sync = torch.cuda.synchronize if dev == "cuda" else _noop
+
+    def _run(self):
+        if self.lengths is None:
+            return self.gru(self.x)
+        rnn = self.torch.nn.utils.rnn
+        packed = rnn.pack_padded_sequence(self.x, self.lengths, enforce_sorted=False)
+        out, hn = self.gru(packed)
+        out, _ = rnn.pad_packed_sequence(out, total_length=self.T)
+        return out, hn
+
+    def forward(self):
+        with self.torch.inference_mode():
+            out = self._run()
+        self.sync()
+        return out
+
+    def train_step(self):
+        self.gru.zero_grad(set_to_none=True)
+        self.x.grad = None
+        out, _ = self._run()
+        out.backward(self.dout)      # also computes dx (x.requires_grad), as numgru's backward does
+        self.sync()
+
+    def output(self):
+        return self.forward()[0].cpu().numpy()
+
+
+class NumgruStep:
+    """numgru's streaming interface (GRUStream, CPU) where it exists, else a GRUCell carrying h."""
+
+    def __init__(self, dev, B, H, I, dtype="float32", seed=0):
+        import numgru
+        kwargs = {} if dtype == "float32" else {"dtype": dtype}
+        self.cell = numgru.GRUCell(I, H, device=dev, seed=seed, **kwargs)
+        self.x = inputs((B, I), seed + 1, dtype)
+        self.h = inputs((B, H), seed + 2, dtype)
+        self.sync = _noop
+        self.stream = None
+        if dev == "cuda":
+            from numba import cuda
+            self.x, self.h, self.sync = cuda.to_device(self.x), cuda.to_device(self.h), cuda.synchronize
+        elif hasattr(numgru, "GRUStream"):
+            self.stream = numgru.GRUStream(self.cell, batch_size=B, h0=self.h[None])
+
+    def step(self):
+        if self.stream is not None:
+            self.stream.step(self.x)
+        else:
+            self.h = self.cell(self.x, self.h)
+        self.sync()
+
+    def state_dict(self):
+        return self.cell.state_dict()
+
+
+class TorchStep:
+    """torch.nn.GRUCell under ``no_grad``, carrying h."""
+
+    def __init__(self, dev, B, H, I, dtype="float32", seed=0, state_dict=None):
+        import torch
+        torch.manual_seed(seed)
+        self.torch = torch
+        self.cell = torch.nn.GRUCell(I, H, dtype=getattr(torch, dtype)).to(dev)
+        if state_dict is not None:
+            self.cell.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in state_dict.items()})
+        self.x = torch.from_numpy(inputs((B, I), seed + 1, dtype)).to(dev)
+        self.h = torch.from_numpy(inputs((B, H), seed + 2, dtype)).to(dev)
+        self.sync = torch.cuda.synchronize if dev == "cuda" else _noop
+
+    def step(self):
+        with self.torch.no_grad():
+            self.h = self.cell(self.x, self.h)
+        self.sync()
+
+
+def _build(engine, cls, *args, **kwargs):
+    """Construct an engine's model; a device the layer does not implement is a skip, not a failure."""
+    try:
+        return cls(device(engine), *args, **kwargs)
+    except RuntimeError as exc:
+        if device(engine) == "cpu":
+            raise
+        raise NotImplementedError(f"{engine} unavailable: {exc}") from exc
+
+
+def sequence_model(engine, T, B, H, I=None, *, training=False, lengths=None, dtype="float32", seed=0,
+                   threads=None, state_dict=None, warm_up=True):
+    """A GRU of ``engine`` over a (T, B, I) sequence: ``.forward()`` / ``.train_step()``.
+
+    I defaults to H. ``lengths`` (B,) makes the batch ragged (numgru's
+    ``lengths=``, torch's packed sequence). ``threads``: pin them first (None:
+    leave the thread counts alone). ``state_dict`` (torch engines): load these
+    weights. ``warm_up``: one call first (it compiles numgru's kernels).
+    Skips (NotImplementedError) when ``engine`` is unavailable.
+    """
+    require(engine)
+    if threads is not None:
+        pin_threads(threads, engine)
+    I = H if I is None else I
+    kwargs = dict(training=training, dtype=dtype, lengths=lengths, seed=seed)
+    if library(engine) == "numgru":
+        model = _build(engine, NumgruSequence, T, B, H, I, **kwargs)
+    else:
+        model = _build(engine, TorchSequence, T, B, H, I, state_dict=state_dict, **kwargs)
+    if warm_up:
+        (model.train_step if training else model.forward)()
+    return model
+
+
+def step_model(engine, H, I=None, B=1, *, dtype="float32", seed=0, threads=None, state_dict=None, warm_up=True):
+    """A GRU cell of ``engine`` for streaming one step at a time: ``.step()`` carries h."""
+    require(engine)
+    if threads is not None:
+        pin_threads(threads, engine)
+    I = H if I is None else I
+    if library(engine) == "numgru":
+        model = _build(engine, NumgruStep, B, H, I, dtype=dtype, seed=seed)
+    else:
+        model = _build(engine, TorchStep, B, H, I, dtype=dtype, seed=seed, state_dict=state_dict)
+    if warm_up:
+        model.step()
+    return model
+
+
+# ---------------------------------------------------------------------------------------- ragged
+
+RAGGED_SHAPE = (SEQ_LEN, 64, 256)                     # T, B, H (I = H), float32
+RAGGED_CASES = ("full", "uniform", "short", "one-long")
+# The seed of the lengths: fixed, and one whose samples (B=64) sit near the shares the cases are
+# meant to have (seed 5: uniform 0.52, short 0.13; one-long is 0.065 whatever the seed).
+RAGGED_SEED = 5
+RAGGED_DESCRIPTIONS = {
+    "full": "every sequence of length T",
+    "uniform": "lengths uniform in 1..T (about half of T·B real)",
+    "short": "mostly short: geometric with mean T/8, clipped to [1, T] (about 1/8 real)",
+    "one-long": "one sequence of length T, the others 10 (about 6% real at B=64)",
+}
+
+
+def ragged_lengths(case, T=RAGGED_SHAPE[0], B=RAGGED_SHAPE[1], seed=RAGGED_SEED):
+    """The (B,) int64 lengths of a ragged-batch case of ``RAGGED_CASES``, in [1, T], from a fixed seed.
+
+    "full": all T; "uniform": integers uniform in 1..T; "short": geometric
+    with mean T/8 clipped to [1, T]; "one-long": one sequence (at a seeded
+    position) of length T, the rest min(10, T). Unsorted, as real batches are.
+    """
+    if case not in RAGGED_CASES:
+        raise ValueError(f"case must be one of {RAGGED_CASES}, got {case!r}")
+    T, B = int(T), int(B)
+    if T < 1 or B < 1:
+        raise ValueError(f"T and B must be positive, got T={T}, B={B}")
+    rng = np.random.default_rng([seed, RAGGED_CASES.index(case)])
+    if case == "full":
+        lengths = np.full(B, T)
+    elif case == "uniform":
+        lengths = rng.integers(1, T + 1, size=B)
+    elif case == "short":
+        lengths = np.clip(rng.geometric(min(1.0, 8 / T), size=B), 1, T)
+    else:
+        lengths = np.full(B, min(10, T))
+        lengths[rng.integers(B)] = T
+    return lengths.astype(np.int64)
+
+
+def real_share(lengths, T):
+    """The share of the T·B padded batch that is real steps: sum(lengths) / (T·B)."""
+    lengths = np.asarray(lengths)
+    return float(lengths.sum()) / (T * lengths.size)
+
+
+# ---------------------------------------------------------------------------------------- timing
+
+def time_per_call(fn, number):
+    start = time.perf_counter()
+    for _ in range(number):
+        fn()
+    return (time.perf_counter() - start) / number
+
+
+def calls_per_sample(fn, min_time):
+    """Warm ``fn`` up (the first call compiles) and pick how many calls make one ≥ min_time sample."""
+    fn()
+    fn()
+    once = time_per_call(fn, 1)
+    return max(1, math.ceil(min_time / max(once, 1e-9)))
+
+
+class Pair:
+    """numgru and torch versions of the same computation, timed alternately, repetition by repetition."""
+
+    def __init__(self, numgru_fn, torch_fn, min_time):
+        self.fns = [numgru_fn] + ([torch_fn] if torch_fn is not None else [])
+        self.numbers = [calls_per_sample(fn, min_time) for fn in self.fns]
+        self.times = [[] for _ in self.fns]
+
+    def repetition(self):
+        for fn, number, times in zip(self.fns, self.numbers, self.times):
+            times.append(time_per_call(fn, number))
+
+    def summary(self):
+        """(median numgru seconds, median torch seconds or None, median per-repetition ratio or None)."""
+        t_numgru = statistics.median(self.times[0])
+        if len(self.fns) == 1:
+            return t_numgru, None, None
+        t_torch = statistics.median(self.times[1])
+        ratio = statistics.median(a / b for a, b in zip(*self.times))
+        return t_numgru, t_torch, ratio
+
+
+# ---------------------------------------------------------------------------------- GEMM ceiling
+
+GemmBest = collections.namedtuple("GemmBest", "gflops seconds variant threads measured")
+GemmBest.__doc__ = """The fastest way NumPy's BLAS computes one product: GFLOP/s, seconds a call, the
+variant's name and BLAS thread count that won, and ``measured``, a dict
+(variant, threads) -> GFLOP/s of every candidate."""
+
+
+def gemm_variants(M, K, N, dtype="float32", seed=0):
+    """Callables that each compute the same product, 2·M·K·N FLOPs, in another operand layout.
+
+    For the recurrent product M=B, K=H, N=3H: activations ``a`` (M, K) against
+    weights ``W`` (N, K) (PyTorch's layout of W_hh):
+
+    - ``a@w``: (M, K) @ (K, N), w = W.T copied contiguous;
+    - ``a@W.T``: the same with the transposed view of W (what ``h @ W_hh.T`` is);
+    - ``W@a.T``: (N, K) @ (K, M), weights on the left, the transposed view of a;
+    - ``W@b``: the same with b = a.T copied contiguous.
+
+    Each writes into a preallocated output (no allocation in the timed call).
+    """
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((M, K)).astype(dtype)
+    W = rng.standard_normal((N, K)).astype(dtype)
+    w, b = np.ascontiguousarray(W.T), np.ascontiguousarray(a.T)
+    out_mn, out_nm = np.empty((M, N), dtype), np.empty((N, M), dtype)
+    return {
+        "a@w": lambda: np.matmul(a, w, out=out_mn),
+        "a@W.T": lambda: np.matmul(a, W.T, out=out_mn),
+        "W@a.T": lambda: np.matmul(W, a.T, out=out_nm),
+        "W@b": lambda: np.matmul(W, b, out=out_nm),
+    }
+
+
+def blas_thread_counts(threads):
+    """The BLAS thread counts a ceiling is the best over: 1, 2, 4, ... up to ``threads``, and ``threads``."""
+    threads = max(1, int(threads))
+    counts = {threads}
+    t = 1
+    while t <= threads:
+        counts.add(t)
+        t *= 2
+    return sorted(counts)
+
+
+def _best_seconds(fn, min_time, samples):
+    number = calls_per_sample(fn, min_time)
+    return min(time_per_call(fn, number) for _ in range(samples))
+
+
+def gemm_best(M, K, N, dtype="float32", threads=DEFAULT_THREADS, min_time=0.05, seed=0, samples=5):
+    """The fastest of ``gemm_variants`` over ``blas_thread_counts(threads)``, each the best of ``samples``."""
+    from threadpoolctl import threadpool_limits
+    variants = gemm_variants(M, K, N, dtype, seed)
+    flops = 2 * M * K * N
+    measured, best = {}, None
+    for t in blas_thread_counts(threads):
+        with threadpool_limits(limits=t, user_api="blas"):
+            for name, fn in variants.items():
+                seconds = _best_seconds(fn, min_time, samples)
+                measured[(name, t)] = gflops(flops, seconds)
+                if best is None or seconds < best[0]:
+                    best = (seconds, name, t)
+    seconds, name, t = best
+    return GemmBest(gflops(flops, seconds), seconds, name, t, measured)
+
+
+def gemm_ceiling(T, B, H, I=None, dtype="float32", threads=DEFAULT_THREADS, min_time=0.05, seed=0, samples=5):
+    """The GEMM ceiling of a forward over a (T, B, I) sequence: what BLAS needs for the same FLOPs.
+
+    A forward's FLOPs (``flops_forward``) are two products: the input
+    projection of all steps at once, (T·B, I) @ (I, 3H), and T recurrent
+    products (B, H) @ (H, 3H). Each is timed in NumPy's matmul as the best
+    over operand orientations and layouts that compute the same FLOPs
+    (``gemm_variants``: (B, H) @ (H, 3H) or (3H, H) @ (H, B), each with a
+    transposed view or a contiguous copy) and over BLAS thread counts 1, 2, ...
+    up to ``threads`` (threadpoolctl); the best is taken, because an engine
+    may use whichever is fastest. The ceiling time of the forward is
+    ``projection + T × recurrent``; its GFLOP/s are ``flops_forward`` over
+    that time. Taking only the recurrent product's rate, as an earlier version
+    did, let the forward reach up to 2× "the ceiling" at small B: half of its
+    FLOPs are the projection, which runs far faster than a (1, H) @ (H, 3H) step.
+
+    Returns a dict: ``gflops`` (the forward's ceiling), ``seconds`` (its
+    time), ``recurrent`` and ``projection`` (``GemmBest`` of each product).
+    """
+    I = H if I is None else I
+    kwargs = dict(dtype=dtype, threads=threads, min_time=min_time, seed=seed, samples=samples)
+    recurrent = gemm_best(B, H, 3 * H, **kwargs)
+    projection = gemm_best(T * B, I, 3 * H, **kwargs)
+    seconds = projection.seconds + T * recurrent.seconds
+    return dict(gflops=gflops(flops_forward(T, B, H, I), seconds), seconds=seconds,
+                recurrent=recurrent, projection=projection)
+
+
+# ---------------------------------------------------------------------------------- peak memory
+
+def _read_status_kb(key):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(key + ":"))
+
+
+def peak_memory_mb(fn):
+    """How far one call of ``fn`` raises the process's peak resident set, in MB; None off Linux.
+
+    Freed heap memory is handed back to the system first (glibc's malloc_trim),
+    so that neither engine is measured inside memory the other left cached.
+    """
+    try:
+        import ctypes
+        gc.collect()
+        ctypes.CDLL(None).malloc_trim(0)
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")                 # resets VmHWM to the current resident set
+        before = _read_status_kb("VmRSS")
+        fn()
+        return (_read_status_kb("VmHWM") - before) / 1024
+    except (OSError, AttributeError, StopIteration):
+        return None
+
+
+# ------------------------------------------------------------------------------ in-process runs
+
+def _sequence_pairs(torch, T, B, H, min_time, seed, dtype, lengths=None):
+    """forward and train ``Pair``s of numgru and torch with the same weights and inputs, and their max |diff|."""
+    dev = "cpu"
+    numgru_model = sequence_model(f"numgru-{dev}", T, B, H, training=True, lengths=lengths, dtype=dtype,
+                                  seed=seed, warm_up=False)
+    torch_model = None
+    max_abs_diff = None
+    if torch is not None:
+        torch_model = sequence_model(f"torch-{dev}", T, B, H, training=True, lengths=lengths, dtype=dtype,
+                                     seed=seed, state_dict=numgru_model.state_dict(), warm_up=False)
+        # Same weights, same inputs: the two engines compute the same numbers.
+        max_abs_diff = float(np.max(np.abs(numgru_model.output() - torch_model.output())))
+    forward = Pair(numgru_model.forward, None if torch_model is None else torch_model.forward, min_time)
+    train = Pair(numgru_model.train_step, None if torch_model is None else torch_model.train_step, min_time)
+    return forward, train, max_abs_diff
+
+
+def _step_pair(torch, H, min_time, seed, dtype):
+    numgru_model = step_model("numgru-cpu", H, dtype=dtype, seed=seed, warm_up=False)
+    torch_model = None
+    if torch is not None:
+        torch_model = step_model("torch-cpu", H, dtype=dtype, seed=seed, state_dict=numgru_model.state_dict(),
+                                 warm_up=False)
+    return Pair(numgru_model.step, None if torch_model is None else torch_model.step, min_time)
+
+
+def _check_common(reps, dtype):
+    reps = int(reps)
+    if reps < 1:
+        raise ValueError(f"reps must be >= 1, got {reps}")
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    return reps
+
+
+def _ms(seconds):
+    return None if seconds is None else seconds * 1e3
+
+
+def run_bench(grid=FULL_GRID, reps=DEFAULT_REPS, threads=DEFAULT_THREADS, progress=True, step=True,
+              min_time=0.05, seed=0, dtype="float32", ceiling=True):
+    """Time numgru against torch on every (T, B, H) of ``grid`` (CPU, I = H); return one dict per row.
+
+    Rows with ``kind == "sequence"`` (one per shape) hold forward and train
+    times in ms, the median per-repetition ratios numgru/torch and GFLOP/s;
+    rows with ``kind == "step"`` (one per distinct H, when ``step``) hold the
+    streaming step at B=1 in µs. Sequence rows also hold the GEMM ceiling
+    (``gemm_ceiling``; ``ceiling=False`` skips it): ``gemm_gflops`` of the
+    recurrent product and ``gemm_variant`` (its winning layout and threads),
+    ``forward_ceiling_gflops`` and ``forward_ceiling_pct`` (the forward's
+    GFLOP/s as a percentage of it), and the peak memory of one training step of
+    each engine. torch columns are None when torch is not installed.
+    ``min_time``: seconds of calls per timed sample (short calls are repeated
+    to reach it). Ctrl-C stops early and returns the rows finished so far.
+    """
+    from tqdm.auto import tqdm
+
+    grid = [tuple(int(v) for v in shape) for shape in grid]
+    if not grid:
+        raise ValueError("grid must hold at least one (T, B, H) shape")
+    if any(len(shape) != 3 or min(shape) < 1 for shape in grid):
+        raise ValueError(f"grid must hold (T, B, H) triples of positive integers, got {grid}")
+    reps = _check_common(reps, dtype)
+    torch = import_torch()
+    hiddens = sorted({H for _, _, H in grid}) if step else []
+    bar = tqdm(total=(len(grid) + len(hiddens)) * reps, desc="numgru bench", unit="rep",
+               disable=not progress, file=sys.stderr)
+    rows = []
+    try:
+        with pinned_threads(threads) as threads:
+            for T, B, H in grid:
+                bar.set_postfix_str(f"T={T} B={B} H={H}")
+                forward, train, diff = _sequence_pairs(torch, T, B, H, min_time, seed, dtype)
+                for _ in range(reps):
+                    forward.repetition()
+                    train.repetition()
+                    bar.update()
+                (fn, ft, fr), (tn, tt, tr) = forward.summary(), train.summary()
+                ff, tf = flops_forward(T, B, H), flops_train(T, B, H)
+                peaks = [peak_memory_mb(f) for f in train.fns] + [None]
+                row = dict(
+                    kind="sequence", T=T, B=B, H=H, I=H, threads=threads, dtype=dtype,
+                    gemm_gflops=None, gemm_variant=None, forward_ceiling_gflops=None, forward_ceiling_pct=None,
+                    train_peak_mb_numgru=peaks[0], train_peak_mb_torch=peaks[1],
+                    forward_ms_numgru=_ms(fn), forward_ms_torch=_ms(ft), forward_ratio=fr,
+                    forward_gflops_numgru=gflops(ff, fn), forward_gflops_torch=gflops(ff, ft),
+                    train_ms_numgru=_ms(tn), train_ms_torch=_ms(tt), train_ratio=tr,
+                    train_gflops_numgru=gflops(tf, tn), train_gflops_torch=gflops(tf, tt),
+                    forward_max_abs_diff=diff)
+                del forward, train
+                gc.collect()
+                if ceiling:
+                    c = gemm_ceiling(T, B, H, dtype=dtype, threads=threads, min_time=min_time, seed=seed)
+                    rec = c["recurrent"]
+                    row.update(gemm_gflops=rec.gflops,
+                               gemm_variant=f"{rec.variant}, {rec.threads} thread{'s' * (rec.threads > 1)}",
+                               forward_ceiling_gflops=c["gflops"],
+                               forward_ceiling_pct=100 * row["forward_gflops_numgru"] / c["gflops"])
+                rows.append(row)
+            for H in hiddens:
+                bar.set_postfix_str(f"step B=1 H={H}")
+                pair = _step_pair(torch, H, min_time, seed, dtype)
+                for _ in range(reps):
+                    pair.repetition()
+                    bar.update()
+                sn, st, sr = pair.summary()
+                rows.append(dict(kind="step", T=1, B=1, H=H, I=H, threads=threads, dtype=dtype,
+                                 step_us_numgru=sn * 1e6, step_us_torch=None if st is None else st * 1e6,
+                                 step_ratio=sr))
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: returning the {len(rows)} rows finished so far", file=sys.stderr)
+    finally:
+        bar.close()
+    return rows
+
+
+def run_ragged(cases=RAGGED_CASES, shape=RAGGED_SHAPE, reps=DEFAULT_REPS, threads=DEFAULT_THREADS,
+               progress=True, min_time=0.05, seed=0, dtype="float32", lengths_seed=RAGGED_SEED):
+    """Ragged batches: numgru with ``lengths=`` against torch's packed sequences, one row per case.
+
+    For each case of ``RAGGED_CASES`` at ``shape`` (T, B, H), I = H, the
+    lengths from ``ragged_lengths``: numgru ``gru(x, lengths=...)`` (forward
+    under ``no_grad``) against torch ``pack_padded_sequence(x, lengths,
+    enforce_sorted=False)``, ``nn.GRU``, ``pad_packed_sequence(...,
+    total_length=T)`` (forward under ``inference_mode``), and the training
+    step of each (forward + backward, the input gradient included). Rows
+    (``kind == "ragged"``) hold ``share`` (the share of T·B that is real), the
+    times in ms and the median per-repetition ratios numgru/torch.
+    """
+    from tqdm.auto import tqdm
+
+    T, B, H = (int(v) for v in shape)
+    reps = _check_common(reps, dtype)
+    cases = list(cases)
+    for case in cases:
+        if case not in RAGGED_CASES:
+            raise ValueError(f"ragged cases must be among {RAGGED_CASES}, got {case!r}")
+    torch = import_torch()
+    bar = tqdm(total=len(cases) * reps, desc="numgru bench ragged", unit="rep", disable=not progress,
+               file=sys.stderr)
+    rows = []
+    try:
+        with pinned_threads(threads) as threads:
+            for case in cases:
+                bar.set_postfix_str(case)
+                lengths = ragged_lengths(case, T, B, lengths_seed)
+                forward, train, diff = _sequence_pairs(torch, T, B, H, min_time, seed, dtype, lengths=lengths)
+                for _ in range(reps):
+                    forward.repetition()
+                    train.repetition()
+                    bar.update()
+                (fn, ft, fr), (tn, tt, tr) = forward.summary(), train.summary()
+                rows.append(dict(kind="ragged", case=case, T=T, B=B, H=H, I=H, threads=threads, dtype=dtype,
+                                 share=real_share(lengths, T), forward_ms_numgru=_ms(fn), forward_ms_torch=_ms(ft),
+                                 forward_ratio=fr, train_ms_numgru=_ms(tn), train_ms_torch=_ms(tt),
+                                 train_ratio=tr, forward_max_abs_diff=diff))
+                del forward, train
+                gc.collect()
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: returning the {len(rows)} ragged rows finished so far", file=sys.stderr)
+    finally:
+        bar.close()
+    return rows
+
+
+# ------------------------------------------------------------------------------------ first call
+
+FIRST_CALL_MARKER = "NUMGRU_FIRST_CALL "
+
+# Each entry point that compiles: a list of (stage, code); the stages run in
+# order in one fresh process and each is timed up to its end. "import" comes
+# first; {dev} is the device. The shapes are those the issue fixed.
+_GRU_STAGES = [
+    ("import", "import numgru, numpy as np"),
+    ("forward", "gru = numgru.GRU(32, 64, device='{dev}', dtype='{dtype}', seed=0)\n"
+                "x = np.ones((50, 16, 32), '{dtype}')\n"
+                "out, hn = gru(x)"),
+    ("backward", "gru.backward(np.ones_like(out))"),
+]
+FIRST_CALL_ENTRIES = {
+    "GRU-float32": [(s, c.replace("{dtype}", "float32")) for s, c in _GRU_STAGES],
+    "GRU-float64": [(s, c.replace("{dtype}", "float64")) for s, c in _GRU_STAGES],
+    "GRUCell": [
+        ("import", "import numgru, numpy as np"),
+        ("forward", "cell = numgru.GRUCell(32, 64, device='{dev}', seed=0)\n"
+                    "h = cell(np.ones((16, 32), 'float32'))"),
+        ("backward", "cell.backward(np.ones_like(h))"),
+    ],
+    "GRUStream.step": [
+        ("import", "import numgru, numpy as np"),
+        ("forward", "stream = numgru.GRUStream(numgru.GRU(32, 64, device='{dev}', seed=0), batch_size=1)\n"
+                    "h = stream.step(np.ones((1, 32), 'float32'))"),
+    ],
+    # The command line's start-up, timed as a whole process: the smallest run `train` offers.
+    "train-CLI": ["-m", "numgru", "train", "--task", "adding", "--task-arg", "T=10", "--n-train", "32",
+                  "--n-val", "16", "--n-test", "16", "--hidden", "8", "--batch", "16", "--epochs", "1",
+                  "--device", "{dev}", "--quiet", "--out", "{out}"],
+}
+FIRST_CALL_ENTRY = "GRU-float32"      # the one asv times, for every engine
+_TORCH_FIRST_CALL = [
+    ("import", "import torch, numpy as np\ntorch.set_num_threads({threads})"),
+    ("forward", "gru = torch.nn.GRU(32, 64).to('{dev}')\n"
+                "x = torch.from_numpy(np.ones((50, 16, 32), np.float32)).to('{dev}').requires_grad_(True)\n"
+                "out, hn = gru(x)"),
+    ("backward", "out.backward(torch.ones_like(out))\n"
+                 "if '{dev}' == 'cuda': torch.cuda.synchronize()"),
+]
+
+
+def first_call_stages(entry=FIRST_CALL_ENTRY, engine="numgru-cpu", threads=DEFAULT_THREADS):
+    """The (stage, code) list of a first-call entry point for ``engine`` (torch: only ``FIRST_CALL_ENTRY``)."""
+    if library(engine) == "torch":
+        if entry != FIRST_CALL_ENTRY:
+            raise ValueError(f"torch has only the {FIRST_CALL_ENTRY!r} first-call source, not {entry!r}")
+        stages = _TORCH_FIRST_CALL
+    else:
+        stages = FIRST_CALL_ENTRIES[entry]
+        if not isinstance(stages[0], tuple):
+            raise ValueError(f"{entry!r} is a command, not Python source")
+    return [(name, code.format(dev=device(engine), threads=threads)) for name, code in stages]
+
+
+def first_call_source(engine="numgru-cpu", entry=FIRST_CALL_ENTRY, threads=DEFAULT_THREADS):
+    """Python source that imports ``engine``'s library and runs its first forward + backward (asv's timeraw)."""
+    return "\n".join(code for _, code in first_call_stages(entry, engine, threads)) + "\n"
+
+
+def timed_source(stages):
+    """``stages`` as one program that prints, on its last line, the seconds from its start to each stage's end.
+
+    The line is ``FIRST_CALL_MARKER`` followed by a JSON object {stage: seconds},
+    cumulative (time.perf_counter), so "import" is the import alone and the
+    last stage is import + every first call.
+    """
+    lines = ["import time as _numgru_time, json as _numgru_json", "_numgru_marks = {}",
+             "_numgru_start = _numgru_time.perf_counter()"]
+    for name, code in stages:
+        lines.append(code)
+        lines.append(f"_numgru_marks[{name!r}] = _numgru_time.perf_counter() - _numgru_start")
+    lines.append(f"print({FIRST_CALL_MARKER!r} + _numgru_json.dumps(_numgru_marks), flush=True)")
+    return "\n".join(lines) + "\n"
+
+
+def first_call_env(engine="numgru-cpu", threads=DEFAULT_THREADS):
+    """Environment variables of a first-call process: the thread counts pinned the same way."""
+    env = {"OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads),
+           "MKL_NUM_THREADS": str(threads)}
+    if library(engine) == "numgru":
+        env["NUMBA_NUM_THREADS"] = str(threads)
+    return env
+
+
+def numba_cache_files(directory):
+    """How many Numba cache files (index .nbi and data .nbc) lie under ``directory``."""
+    return sum(name.endswith((".nbi", ".nbc")) for _, _, names in os.walk(directory) for name in names)
+
+
+def _run_process(argv, env, cwd, timeout):
+    start = time.perf_counter()
+    proc = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout or "").strip()[-2000:]
+        raise RuntimeError(f"first-call process {argv[1:3]} failed with status {proc.returncode}:\n{tail}")
+    marks = None
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith(FIRST_CALL_MARKER):
+            marks = json.loads(line[len(FIRST_CALL_MARKER):])
+            break
+    return wall, marks
+
+
+def first_call_once(entry, cache_dir, engine="numgru-cpu", threads=DEFAULT_THREADS, python=None, timeout=900):
+    """One fresh process of a first-call entry with NUMBA_CACHE_DIR=``cache_dir``; a dict of seconds.
+
+    ``entry``: a name of ``FIRST_CALL_ENTRIES``, or directly a list of
+    (stage, code) or a command's argument list (after the interpreter). The
+    process is the same interpreter (``python``, default ``sys.executable``)
+    with the caller's environment plus the cache directory and pinned threads,
+    run in an empty temporary working directory, so it imports numgru exactly
+    as the user would, never a source tree by accident. Keys: ``wall``
+    (the whole process, from outside), and for Python entries ``import`` and
+    ``total`` (import + every first call, timed inside) and each stage.
+    """
+    spec = FIRST_CALL_ENTRIES[entry] if isinstance(entry, str) else entry
+    python = sys.executable if python is None else python
+    env = {**os.environ, **first_call_env(engine, threads), "NUMBA_CACHE_DIR": os.fspath(cache_dir)}
+    workdir = tempfile.mkdtemp(prefix="numgru-first-call-cwd-")
+    try:
+        if spec and isinstance(spec[0], tuple):
+            stages = [(name, code.format(dev=device(engine), threads=threads)) for name, code in spec]
+            wall, marks = _run_process([python, "-c", timed_source(stages)], env, workdir, timeout)
+            if marks is None:
+                raise RuntimeError("first-call process printed no timings")
+            return dict(marks, wall=wall, total=marks[stages[-1][0]])
+        argv = [arg.format(dev=device(engine), out=os.path.join(workdir, "out")) for arg in spec]
+        wall, _ = _run_process([python, *argv], env, workdir, timeout)
+        return dict(wall=wall, total=wall, **{"import": None})
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def measure_first_call(entries=None, engine="numgru-cpu", threads=DEFAULT_THREADS, reps=1, python=None,
+                       timeout=900, progress=True):
+    """Cold and warm start of each first-call entry point, each in fresh processes; one dict per entry.
+
+    For each entry (default: every one of ``FIRST_CALL_ENTRIES``; or a dict
+    name -> stages/command), a new empty directory is made Numba's cache
+    (NUMBA_CACHE_DIR) and the entry runs in a fresh process: "cold". Then it
+    runs again with the same, now filled, directory: "warm". ``reps`` > 1
+    repeats the pair, each time with a new empty directory, and reports
+    medians. Numba's ``UserProvidedCacheLocator`` is the first locator it
+    tries and is used whenever NUMBA_CACHE_DIR is set (and writable), so an
+    in-tree ``__pycache__`` beside the kernels is never read: cold is cold.
+    ``cache_files`` counts the .nbi/.nbc files the cold run left; with none,
+    nothing was cached and warm pays the compile again.
+
+    Row keys: ``entry``, ``cold``/``warm`` (dicts of seconds as
+    ``first_call_once`` returns them, medians over ``reps``), ``cache_files``,
+    ``cache_files_warm`` (after the warm run: more means it compiled and saved
+    again), ``warm_over_cold`` (total seconds warm / cold).
+    """
+    if entries is None:
+        entries = FIRST_CALL_ENTRIES
+    elif not isinstance(entries, dict):
+        entries = {name: FIRST_CALL_ENTRIES[name] for name in entries}
+    reps = int(reps)
+    if reps < 1:
+        raise ValueError(f"reps must be >= 1, got {reps}")
+    from tqdm.auto import tqdm
+    bar = tqdm(total=len(entries) * reps * 2, desc="numgru first call", unit="process", disable=not progress,
+               file=sys.stderr)
+    rows = []
+    try:
+        for name, spec in entries.items():
+            runs = {"cold": [], "warm": []}
+            files = []
+            for _ in range(reps):
+                cache_dir = tempfile.mkdtemp(prefix="numgru-first-call-cache-")
+                try:
+                    if os.listdir(cache_dir):
+                        raise RuntimeError(f"cache directory {cache_dir} is not empty: a cold run would not be cold")
+                    for kind in ("cold", "warm"):
+                        bar.set_postfix_str(f"{name} {kind}")
+                        runs[kind].append(first_call_once(spec, cache_dir, engine, threads, python, timeout))
+                        files.append(numba_cache_files(cache_dir))
+                        bar.update()
+                finally:
+                    shutil.rmtree(cache_dir, ignore_errors=True)
+            cold, warm = (_median_dicts(runs[k]) for k in ("cold", "warm"))
+            rows.append(dict(entry=name, engine=engine, threads=threads, cold=cold, warm=warm,
+                             cache_files=files[0], cache_files_warm=files[1],
+                             warm_over_cold=warm["total"] / cold["total"]))
+    finally:
+        bar.close()
+    return rows
+
+
+def _median_dicts(dicts):
+    return {key: None if dicts[0][key] is None else statistics.median(d[key] for d in dicts) for key in dicts[0]}
