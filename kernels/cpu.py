@@ -7,7 +7,7 @@ the blocked products and the threads around them.
 Who owns the cores: Numba's threads, in every phase. Each product is split
 into ``nchunks`` blocks, one per thread of a ``prange``, and each block calls
 BLAS through ``np.dot``; the caller keeps BLAS single-threaded meanwhile
-(``numgru.dispatch``), so the two thread pools never fight (BASELINES.md).
+(``numgru.threads``), so the two thread pools never fight (BASELINES.md).
 In the recurrence the blocks are either blocks of hidden units (thread k
 multiplies h by the W_hh rows of its units and finishes their gates: one
 parallel region a step, two for reset_after=False, whose n needs r ⊙ h of all
@@ -21,6 +21,11 @@ state is always hs[T]. Saved gates are indexed by step, inputs and outputs by
 time. Every reduction is a per-thread partial followed by a serial sum, so the
 same inputs give the same bits for a fixed thread count and split.
 """
+import glob
+import hashlib
+import os
+from types import FunctionType
+
 import numpy as np
 from numba import njit, prange
 
@@ -96,7 +101,7 @@ def _add_matmul_tn(a, b, out):
 # needs every unit) or blocks of sequences (sequences never interact, so each
 # thread runs its own from the first step to the last, meeting nobody, but
 # multiplies by all of W_hh every step, which pays only while a block holds
-# enough sequences; numgru.dispatch decides). Either way a block's step is
+# enough sequences; numgru.threads decides). Either way a block's step is
 # the same code:
 #
 # 1. the recurrent products W_h[gate rows of the units] @ h[sequences].T, as
@@ -471,9 +476,46 @@ def _stream_chunk(x, w_ih, w_hh, b_ih, b_hh, h, lengths, reset_after, nchunks, b
 
 # ------------------------------------------------------------------ builds
 
+# Kernels (the functions the wrappers call) are cached on disk by Numba: the
+# first call in a fresh process then loads them instead of compiling (see
+# ``_kernel``). The helpers they call are compiled into them, so not cached.
+
+def _cache_tag():
+    """numgru's version and a digest of the compiled sources, as a name suffix: see ``_kernel``."""
+    from .. import __version__, config
+    digest = hashlib.sha256()
+    for path in sorted(glob.glob(os.path.join(os.path.dirname(__file__), "*.py"))) + [config.__file__]:
+        with open(path, "rb") as source:
+            digest.update(source.read())
+    return f"numgru_{__version__}_{digest.hexdigest()[:12]}".replace(".", "_").replace("-", "_")
+
+
+_CACHE_TAG = _cache_tag()
+
+
+def _kernel(fn, parallel=False):
+    """fn compiled as a kernel, cached on disk (a serial build unless ``parallel``).
+
+    Numba names a cache entry after the function's qualified name and
+    checks only the timestamp of the function's own file, so each build is
+    compiled from a copy named after its build and ``_CACHE_TAG``: a
+    parallel and a serial build never share or clobber an entry, and a new
+    numgru version or an edit of any kernel source (a callee in cell.py, a
+    flag in config.py) misses the cache instead of loading stale code.
+    Entries go to ``__pycache__`` beside the source, or, where that is not
+    writable (a read-only install), to Numba's user cache directory
+    (``NUMBA_CACHE_DIR`` overrides both).
+    """
+    build = "parallel" if parallel else "serial"
+    copy = FunctionType(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
+    copy.__qualname__ = f"{fn.__qualname__}__{build}__{_CACHE_TAG}"
+    copy.__doc__, copy.__module__ = fn.__doc__, fn.__module__
+    return njit(parallel=parallel, cache=True, **NJIT_OPTIONS)(copy)
+
+
 def _build(fn):
-    """fn compiled twice from one source: {True: parallel build, False: serial build}."""
-    return {True: njit(parallel=True, **NJIT_OPTIONS)(fn), False: njit(**NJIT_OPTIONS)(fn)}
+    """fn compiled twice from one source: {True: parallel build, False: serial build}, each cached."""
+    return {True: _kernel(fn, parallel=True), False: _kernel(fn)}
 
 
 # Helpers called from inside the kernels: plain compiled functions, inlined by LLVM.
@@ -499,11 +541,11 @@ _step_grads = njit(**NJIT_OPTIONS)(_step_grads)
 _step_reset_grads = njit(**NJIT_OPTIONS)(_step_reset_grads)
 _MATMUL_ROWS = _build(_matmul_rows)
 _MATMUL_TN = _build(_matmul_tn)
-_ADD_MATMUL_TN = njit(**NJIT_OPTIONS)(_add_matmul_tn)
+_ADD_MATMUL_TN = _kernel(_add_matmul_tn)
 _FORWARD = _build(_forward_recurrence)
 _forward_parallel, _forward_serial = _FORWARD[True], _FORWARD[False]     # called by _stream_chunk
 _BACKWARD = _build(_backward_recurrence)
-_STREAM = njit(**NJIT_OPTIONS)(_stream_chunk)
+_STREAM = _kernel(_stream_chunk)
 
 
 # ------------------------------------------------------------------ wrappers

@@ -784,6 +784,21 @@ def to_host(a):
     return a.copy_to_host()
 
 
+def synchronize():
+    """Wait for every kernel launched so far (benchmarks time GPU work this way)."""
+    cuda.synchronize()
+
+
+def host_copy(a):
+    """A NumPy copy of a device array (``to_host`` always copies)."""
+    return to_host(a)
+
+
+def assign(dst, value):
+    """dst[...] = value, in place, from a host array of dst's shape."""
+    dst.copy_to_device(np.ascontiguousarray(value, dtype=dst.dtype))
+
+
 def _binary_op(op, a, b, out):
     n = out.size
     _launch_flat(_binary, n, op, a.reshape(n), b.reshape(n), out.reshape(n))
@@ -810,6 +825,11 @@ def swap01(a):
     out = cuda.device_array((a.shape[1], a.shape[0], a.shape[2]), a.dtype)
     _launch_flat(_swap01, out.size, a, out)
     return out
+
+
+def time_major(a):
+    """(B, T, F) -> (T, B, F): a C-contiguous copy (the GPU kernels read C-contiguous arrays)."""
+    return swap01(a)
 
 
 def concatenate_last(arrays):

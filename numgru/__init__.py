@@ -36,7 +36,8 @@ def _map_source_tree_kernels():
 
 _map_source_tree_kernels()
 
-from .dispatch import gru_backward, gru_forward, no_grad
+from .functional import gru_backward, gru_forward
+from .grad_mode import no_grad
 from .gru import GRU, GRUCell
 from .linear import Linear
 from .models import GRUModel

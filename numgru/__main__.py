@@ -324,7 +324,7 @@ def cmd_info(args, out=None):
     import numba
 
     from . import GRU, __version__
-    from .dispatch import DEVICES
+    from .devices import DEVICES
 
     print(f"numgru {__version__} ({os.path.dirname(os.path.abspath(__file__))})", file=out)
     print(f"python {platform.python_version()} ({platform.platform()})", file=out)

@@ -198,8 +198,8 @@ class NumgruSequence:
         self.dout = inputs((T, B, H), seed + 2, dtype)
         self.sync = _noop
         if dev == "cuda":
-            from numba import cuda
-            self.x, self.dout, self.sync = cuda.to_device(self.x), cuda.to_device(self.dout), cuda.synchronize
+            from numgru.kernels import cuda     # numgru's one module that imports numba.cuda
+            self.x, self.dout, self.sync = cuda.asarray(self.x, dtype), cuda.asarray(self.dout, dtype), cuda.synchronize
         self.gru.train(training)
 
     def forward(self):
@@ -283,8 +283,8 @@ class NumgruStep:
         self.sync = _noop
         self.stream = None
         if dev == "cuda":
-            from numba import cuda
-            self.x, self.h, self.sync = cuda.to_device(self.x), cuda.to_device(self.h), cuda.synchronize
+            from numgru.kernels import cuda     # numgru's one module that imports numba.cuda
+            self.x, self.h, self.sync = cuda.asarray(self.x, dtype), cuda.asarray(self.h, dtype), cuda.synchronize
         elif hasattr(numgru, "GRUStream"):
             self.stream = numgru.GRUStream(self.cell, batch_size=B, h0=self.h[None])
 

@@ -28,7 +28,7 @@ CUDA_JIT_OPTIONS = dict(fastmath=False)
 # idle 2-core machine, split by units (T=200 forward, time / torch's): B=1
 # H=256 and B=16 H=64 (196,608 a step each) 0.57 / 1.17 serial, 0.38 / 0.71
 # on two threads; B=1 H=128 (49,152) 0.41 serial, 0.59 on two. Read by
-# numgru.dispatch at each call.
+# numgru.threads at each call.
 PARALLEL_MIN_REGION_WORK = 1 << 17
 
 # A recurrence is split between threads by sequences, rather than by hidden

@@ -3,8 +3,9 @@ import warnings
 
 import numpy as np
 
-from . import dispatch, validation
-from .dispatch import backward_layer, forward_layer
+from . import devices, validation
+from .functional import backward_layer, forward_layer
+from .grad_mode import grad_enabled
 from .module import Module
 
 
@@ -63,19 +64,18 @@ class GRU(Module):
         (and its family: NumPy, or device arrays for a CUDA array ``x``).
         """
         device = self.device
-        ops = dispatch.array_ops(device)
-        host_io = not dispatch.is_cuda_array(x)
-        x, batched = dispatch.sequence_input(x, self.input_size, self.batch_first, self.dtype, check_finite, device)
+        ops = devices.array_ops(device)
+        host_io = not devices.is_cuda_array(x)
+        x, batched = devices.sequence_input(x, self.input_size, self.batch_first, self.dtype, check_finite, device)
         T, B, _ = x.shape
         L, D, H = self.num_layers, self.num_directions, self.hidden_size
-        h0 = dispatch.state_input("h0", h0, (L * D, B, H) if batched else (L * D, H), self.dtype, check_finite,
+        h0 = devices.state_input("h0", h0, (L * D, B, H) if batched else (L * D, H), self.dtype, check_finite,
                                   device)
         if h0 is not None:
             h0 = h0.reshape(L * D, B, H)
-        lengths = validation.check_lengths(dispatch._lengths_to_host(lengths), B, T)
-        keep = dispatch.grad_enabled()
-        if device != "cpu":
-            lengths = ops.asarray(lengths, np.int64)     # copied over once for all layers
+        lengths = validation.check_lengths(devices.lengths_to_host(lengths), B, T)
+        keep = grad_enabled()
+        lengths = ops.asarray(lengths, np.int64)     # on a GPU: copied over once for all layers
 
         hns, caches, masks, device_masks = [], [], [], []
         layer_input = x
@@ -91,9 +91,10 @@ class GRU(Module):
                 caches.append(cache)
             layer_output = outs[0] if D == 1 else ops.concatenate_last(outs)
             if self.training and self.dropout > 0 and layer < L - 1:
-                keep = 1.0 - self.dropout
+                keep_prob = 1.0 - self.dropout
                 # drawn on the host on every device: a seed gives the same masks everywhere
-                mask = (self._rng.random(layer_output.shape) < keep).astype(self.dtype) / self.dtype.type(keep)
+                mask = ((self._rng.random(layer_output.shape) < keep_prob).astype(self.dtype)
+                        / self.dtype.type(keep_prob))
                 device_mask = ops.asarray(mask, self.dtype)
                 layer_output = ops.multiply(layer_output, device_mask)
                 masks.append(mask)
@@ -106,7 +107,7 @@ class GRU(Module):
         self._cache = dict(caches=caches, masks=masks, device_masks=device_masks, batched=batched,
                            shape=(T, B)) if keep else None
         out = self._to_user_layout(layer_input, batched, ops)
-        return dispatch.to_user(out, host_io), dispatch.to_user(hn if batched else hn.reshape(L * D, H), host_io)
+        return devices.to_user(out, host_io), devices.to_user(hn if batched else hn.reshape(L * D, H), host_io)
 
     def backward(self, dout, dhn=None):
         """BPTT through the last forward. Adds every parameter gradient into ``self.grads``.
@@ -120,7 +121,7 @@ class GRU(Module):
             raise RuntimeError("backward needs a forward first: call gru(x) before gru.backward(dout) "
                                "(a forward under numgru.no_grad() keeps nothing for a backward)")
         device = self.device
-        ops = dispatch.array_ops(device)
+        ops = devices.array_ops(device)
         cache = self._cache
         T, B = cache["shape"]
         batched = cache["batched"]
@@ -130,14 +131,14 @@ class GRU(Module):
             out_shape = (B, T, D * H)
         elif not batched:
             out_shape = (T, D * H)
-        host_io = not dispatch.is_cuda_array(dout)
-        dout = dispatch.grad_input("dout", dout, out_shape, self.dtype, device)
+        host_io = not devices.is_cuda_array(dout)
+        dout = devices.grad_input("dout", dout, out_shape, self.dtype, device)
         if not batched:
             dout = dout.reshape(T, 1, D * H)
         elif self.batch_first:
-            dout = ops.swap01(dout) if device != "cpu" else dout.transpose(1, 0, 2)
+            dout = ops.time_major(dout)
         if dhn is not None:
-            dhn = dispatch.grad_input("dhn", dhn, (L * D, B, H) if batched else (L * D, H), self.dtype, device)
+            dhn = devices.grad_input("dhn", dhn, (L * D, B, H) if batched else (L * D, H), self.dtype, device)
             if not batched:
                 dhn = dhn.reshape(L * D, 1, H)
 
@@ -161,12 +162,12 @@ class GRU(Module):
             grad_output = grad_input
         dh0 = ops.stack(dh0s)
         dx = self._to_user_layout(grad_output, batched, ops)
-        return dispatch.to_user(dx, host_io), dispatch.to_user(dh0 if batched else dh0.reshape(L * D, H), host_io)
+        return devices.to_user(dx, host_io), devices.to_user(dh0 if batched else dh0.reshape(L * D, H), host_io)
 
     def _to_user_layout(self, seq, batched, ops):
         """(T, B, F) -> the layout the user gave: batch-first or unbatched."""
         if not batched:
-            return seq.reshape(seq.shape[0], seq.shape[2]) if self.device != "cpu" else seq[:, 0]
+            return seq.reshape(seq.shape[0], seq.shape[2])
         return ops.swap01(seq) if self.batch_first else seq
 
     def __repr__(self):
@@ -202,20 +203,20 @@ class GRUCell(Module):
     def forward(self, x, h=None, check_finite=False):
         """x: (B, I) or unbatched (I,); h: (B, H) / (H,) or None (zeros). Returns h' like h."""
         device = self.device
-        host_io = not dispatch.is_cuda_array(x)
-        x_step, batched = dispatch.step_input(x, self.input_size, self.dtype, check_finite, device)
+        host_io = not devices.is_cuda_array(x)
+        x_step, batched = devices.step_input(x, self.input_size, self.dtype, check_finite, device)
         B = x_step.shape[1]
-        h = dispatch.state_input("h", h, (B, self.hidden_size) if batched else (self.hidden_size,),
+        h = devices.state_input("h", h, (B, self.hidden_size) if batched else (self.hidden_size,),
                                  self.dtype, check_finite, device)
         p = self._params
         ones = np.ones(B, np.int64)
-        keep = dispatch.grad_enabled()
+        keep = grad_enabled()
         _, h_next, cache = forward_layer(
             x_step, p["weight_ih"], p["weight_hh"], p.get("bias_ih"), p.get("bias_hh"),
             None if h is None else h.reshape(B, self.hidden_size), ones, reset_after=self.reset_after,
             training=keep, device=device)
         self._cache = (cache, batched) if keep else None
-        return dispatch.to_user(h_next if batched else h_next.reshape(self.hidden_size), host_io)
+        return devices.to_user(h_next if batched else h_next.reshape(self.hidden_size), host_io)
 
     def backward(self, dh_next):
         """Gradient with respect to the returned h'. Returns (dx, dh); adds into ``self.grads``."""
@@ -224,9 +225,9 @@ class GRUCell(Module):
                                "(a forward under numgru.no_grad() keeps nothing for a backward)")
         cache, batched = self._cache
         _, B, H = cache.shape
-        ops = dispatch.array_ops(self.device)
-        host_io = not dispatch.is_cuda_array(dh_next)
-        dh_next = dispatch.grad_input("dh_next", dh_next, (B, H) if batched else (H,), self.dtype, self.device)
+        ops = devices.array_ops(self.device)
+        host_io = not devices.is_cuda_array(dh_next)
+        dh_next = devices.grad_input("dh_next", dh_next, (B, H) if batched else (H,), self.dtype, self.device)
         dx, dh, dweights = backward_layer(cache, None, dh_next.reshape(B, H),
                                           into=(self.grads["weight_ih"], self.grads["weight_hh"]))
         for name, grad in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), dweights):
@@ -234,7 +235,7 @@ class GRUCell(Module):
                 ops.add_(self.grads[name], grad)
         I = dx.shape[2]
         dx, dh = (dx.reshape(B, I), dh) if batched else (dx.reshape(I), dh.reshape(H))
-        return dispatch.to_user(dx, host_io), dispatch.to_user(dh, host_io)
+        return devices.to_user(dx, host_io), devices.to_user(dh, host_io)
 
     def __repr__(self):
         return (f"GRUCell({self.input_size}, {self.hidden_size}, bias={self.bias}, "

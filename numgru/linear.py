@@ -2,7 +2,8 @@
 import numpy as np
 
 from . import validation
-from .dispatch import grad_enabled, one_blas_thread
+from .grad_mode import grad_enabled
+from .threads import one_blas_thread
 from .module import Module
 
 

@@ -8,7 +8,7 @@ the CPU (NumPy arrays end to end, as do ``Linear`` and the optimisers).
 import numpy as np
 
 from . import validation
-from .dispatch import grad_enabled, no_grad
+from .grad_mode import grad_enabled, no_grad
 from .gru import GRU
 from .linear import Linear
 from .module import Module

@@ -2,7 +2,7 @@
 import numpy as np
 
 from . import validation
-from .dispatch import array_ops, resolve_device
+from .devices import array_ops, resolve_device
 
 
 class Module:
@@ -46,10 +46,8 @@ class Module:
 
     def state_dict(self):
         """name -> a host (NumPy) copy of each parameter, in PyTorch's names and layouts."""
-        if self.device == "cpu":
-            return {name: value.copy() for name, value in self._params.items()}
-        to_host = array_ops(self.device).to_host
-        return {name: to_host(value) for name, value in self._params.items()}
+        host_copy = array_ops(self.device).host_copy
+        return {name: host_copy(value) for name, value in self._params.items()}
 
     def to(self, device):
         """Move the parameters and gradients to ``device`` ('cpu', 'cuda' or 'auto'); returns self.
@@ -88,12 +86,9 @@ class Module:
             if value.shape != target.shape:
                 raise ValueError(f"state_dict[{name!r}] must have shape {target.shape}, got {value.shape}")
             arrays[name] = value
+        assign = array_ops(self.device).assign
         for name, value in arrays.items():
-            target = self._params[name]
-            if self.device == "cpu":
-                target[...] = value              # in place: optimisers keep valid references
-            else:
-                target.copy_to_device(np.ascontiguousarray(value))
+            assign(self._params[name], value)    # in place: optimisers keep valid references
 
     def drop_cache(self):
         """Forget what the last forward kept for a backward, here and in every sub-layer (frees its memory)."""

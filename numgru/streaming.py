@@ -1,7 +1,9 @@
 """``GRUStream``: online inference that carries each stream's state from call to call."""
 import numpy as np
 
-from . import dispatch, validation
+from . import validation
+from .devices import lengths_to_host
+from .functional import stream_layer
 from .gru import GRU, GRUCell
 
 
@@ -93,7 +95,7 @@ class GRUStream:
         T, B, _ = x.shape
         if B != self.batch_size:
             raise ValueError(f"x must hold batch_size={self.batch_size} streams, got {B}")
-        lengths = validation.check_lengths(dispatch._lengths_to_host(lengths), B, T, minimum=0)
+        lengths = validation.check_lengths(lengths_to_host(lengths), B, T, minimum=0)
         out = self._run(np.ascontiguousarray(x), lengths)
         if not batched:
             return out[:, 0], self._state[:, 0].copy()
@@ -118,7 +120,7 @@ class GRUStream:
         params = self.model.parameters()
         reset_after = self.model.reset_after
         for layer, (w_ih, w_hh, b_ih, b_hh) in enumerate(self._names):
-            x = dispatch.stream_layer(
+            x = stream_layer(
                 x, params[w_ih], params[w_hh], params.get(b_ih, self._no_bias), params.get(b_hh, self._no_bias),
                 self._state[layer], lengths, reset_after)
         return x

@@ -18,7 +18,8 @@ import time
 import numpy as np
 
 from . import losses, validation
-from .dispatch import no_grad, one_blas_thread
+from .grad_mode import no_grad
+from .threads import one_blas_thread
 from .optim import Adam, clip_grad_norm
 
 __all__ = ["fit", "evaluate", "predict", "History", "METRICS"]

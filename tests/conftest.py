@@ -26,8 +26,8 @@ def _test_devices():
     chosen = os.environ.get("NUMGRU_TEST_DEVICES", "").strip()
     if chosen:
         return [d.strip() for d in chosen.split(",") if d.strip()]
-    import numgru.dispatch
-    return ["cpu", "cuda"] if numgru.dispatch.gpu_available() else ["cpu"]
+    import numgru.devices
+    return ["cpu", "cuda"] if numgru.devices.gpu_available() else ["cpu"]
 
 
 DEVICES = _test_devices()

@@ -17,7 +17,7 @@ import sys
 import pytest
 
 import numgru
-from numgru import dispatch
+from numgru import devices
 
 TESTS = pathlib.Path(__file__).resolve().parent
 SIMULATED = [
@@ -44,7 +44,7 @@ def _run_simulated(extra_env, *args):
 
 @pytest.mark.skipif(os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0"),
                     reason="already under the simulator")
-@pytest.mark.skipif(dispatch.gpu_available(), reason="a real GPU runs the CUDA tests in this process")
+@pytest.mark.skipif(devices.gpu_available(), reason="a real GPU runs the CUDA tests in this process")
 def test_cuda_backend_under_simulator():
     result = _run_simulated({"NUMGRU_TEST_STRIDE": "11"}, "-k", SLOW_UNDER_SIMULATOR,
                             *[str(TESTS / name) for name in SIMULATED])
@@ -81,7 +81,7 @@ def test_import_numgru_does_not_import_cuda():
 
 
 def test_explicit_cuda_without_a_gpu_says_why():
-    if dispatch._cuda_probe()[1]:
+    if devices._cuda_probe()[1]:
         pytest.skip("CUDA works here")
     with pytest.raises(RuntimeError, match="device='cuda' is not available: .*use device='cpu'"):
         numgru.GRU(3, 4, device="cuda")

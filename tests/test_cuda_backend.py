@@ -9,18 +9,18 @@ import numpy as np
 import pytest
 
 import numgru
-from numgru import dispatch
+from numgru import devices
 from reference import gru_layer_backward, gru_layer_forward, rel_err
 
 pytestmark = pytest.mark.cuda
 
-_, _WORKS, _WHY = dispatch._cuda_probe()
+_, _WORKS, _WHY = devices._cuda_probe()
 if not _WORKS:
     pytest.skip(f"CUDA is not available here ({_WHY})", allow_module_level=True)
 
 from numba import cuda  # noqa: E402  (tests may touch numba.cuda directly; numgru never outside kernels/cuda.py)
 
-ck = dispatch.cuda_kernels()
+ck = devices.cuda_kernels()
 T, B, I, H = 3, 2, 3, 4
 LENGTHS = np.array([3, 1])
 TOL = {"float64": 1e-10, "float32": 1e-5}
@@ -41,7 +41,7 @@ def host(a):
                                                   (False, LENGTHS, True), (True, None, True)])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_strategies_match_reference(strategy, reset_after, reverse, lengths, bias, dtype, monkeypatch):
-    monkeypatch.setenv(dispatch.CUDA_STRATEGY_ENV, strategy)
+    monkeypatch.setenv(devices.CUDA_STRATEGY_ENV, strategy)
     rng = np.random.default_rng(0)
     weights = layer_weights(rng, bias)
     x = rng.standard_normal((T, B, I))
@@ -72,7 +72,7 @@ def test_strategies_match_reference(strategy, reset_after, reverse, lengths, bia
 @pytest.mark.parametrize("strategy", ["step", "persistent"])
 def test_inference_matches_training_forward(strategy, monkeypatch):
     """training=False keeps two states in turn and no gates; the numbers are the same."""
-    monkeypatch.setenv(dispatch.CUDA_STRATEGY_ENV, strategy)
+    monkeypatch.setenv(devices.CUDA_STRATEGY_ENV, strategy)
     rng = np.random.default_rng(1)
     w = layer_weights(rng)
     x = rng.standard_normal((T, B, I))
@@ -89,7 +89,7 @@ def test_auto_prefers_persistent_and_falls_back(monkeypatch):
     rng = np.random.default_rng(2)
     w = layer_weights(rng)
     x = rng.standard_normal((T, B, I))
-    monkeypatch.delenv(dispatch.CUDA_STRATEGY_ENV, raising=False)
+    monkeypatch.delenv(devices.CUDA_STRATEGY_ENV, raising=False)
     *_, cache = numgru.gru_forward(x, w, training=True, device="cuda")
     assert cache.kernel["strategy"] == "persistent"          # W_hh fits on chip, the grid is co-resident
     ref_out, ref_hn, _ = numgru.gru_forward(x, w, device="cuda")
@@ -98,7 +98,7 @@ def test_auto_prefers_persistent_and_falls_back(monkeypatch):
     out, hn, cache = numgru.gru_forward(x, w, training=True, device="cuda")
     assert cache.kernel["strategy"] == "step"
     np.testing.assert_allclose(out, ref_out, rtol=1e-12)
-    monkeypatch.setenv(dispatch.CUDA_STRATEGY_ENV, "persistent")
+    monkeypatch.setenv(devices.CUDA_STRATEGY_ENV, "persistent")
     with pytest.raises(RuntimeError, match="shared memory"):
         numgru.gru_forward(x, w, device="cuda")
 
@@ -116,15 +116,15 @@ def test_persistent_kernel_that_cannot_be_built_falls_back_with_a_warning(monkey
     with pytest.warns(RuntimeWarning, match="one launch per time step"):
         out, _, cache = numgru.gru_forward(x, w, training=True, device="cuda")
     assert cache.kernel["strategy"] == "step"
-    monkeypatch.setenv(dispatch.CUDA_STRATEGY_ENV, "persistent")
+    monkeypatch.setenv(devices.CUDA_STRATEGY_ENV, "persistent")
     with pytest.raises(RuntimeError, match="cudadevrt"):
         numgru.gru_forward(x, w, device="cuda")
 
 
 def test_unknown_strategy_is_refused(monkeypatch):
-    monkeypatch.setenv(dispatch.CUDA_STRATEGY_ENV, "warp")
+    monkeypatch.setenv(devices.CUDA_STRATEGY_ENV, "warp")
     w = layer_weights(np.random.default_rng(4))
-    with pytest.raises(ValueError, match=dispatch.CUDA_STRATEGY_ENV):
+    with pytest.raises(ValueError, match=devices.CUDA_STRATEGY_ENV):
         numgru.gru_forward(np.zeros((T, B, I)), w, device="cuda")
 
 

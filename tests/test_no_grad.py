@@ -37,13 +37,24 @@ def test_nests_and_is_per_thread():
     seen = {}
 
     def other_thread():
-        seen["other"] = numgru.dispatch.grad_enabled()
+        seen["other"] = numgru.grad_mode.grad_enabled()
 
     with numgru.no_grad():
         with numgru.no_grad():
-            assert not numgru.dispatch.grad_enabled()
-        assert not numgru.dispatch.grad_enabled()
+            assert not numgru.grad_mode.grad_enabled()
+        assert not numgru.grad_mode.grad_enabled()
         worker = threading.Thread(target=other_thread)
         worker.start()
         worker.join()
-    assert numgru.dispatch.grad_enabled() and seen["other"]
+    assert numgru.grad_mode.grad_enabled() and seen["other"]
+
+
+def test_backward_after_no_grad_with_dropout_names_the_missing_forward():
+    """Training mode, dropout between 2 layers, a forward under no_grad: no layer keeps a cache,
+    and backward says a forward is needed (it used to fail on a half-kept cache)."""
+    gru = numgru.GRU(4, 8, num_layers=2, dropout=0.5, seed=0)
+    gru.train()
+    with numgru.no_grad():
+        gru(np.zeros((3, 2, 4), np.float32))
+    with pytest.raises(RuntimeError, match="backward needs a forward first"):
+        gru.backward(np.zeros((3, 2, 8), np.float32))

@@ -102,11 +102,11 @@ def test_thread_count_changes_rounding_only():
     saved = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
-        assert numgru.dispatch.cpu_threads(64, 1024, T, 8).plan == (1, False)   # the plan sees the setting
+        assert numgru.threads.cpu_threads(64, 1024, T, 8).plan == (1, False)   # the plan sees the setting
         out1, _ = gru(x)
     finally:
         numba.set_num_threads(saved)
-    assert numgru.dispatch.cpu_threads(64, 1024, T, 8).plan[0] == saved
+    assert numgru.threads.cpu_threads(64, 1024, T, 8).plan[0] == saved
     np.testing.assert_allclose(out1, out2, rtol=1e-12, atol=1e-14)
 
 
@@ -204,7 +204,7 @@ def test_every_cpu_plan_agrees(cpu_plan, dtype, reset_after):
     up to rounding, in a bidirectional stack with padding (the plan really is taken)."""
     import numgru.config
     from conftest import CPU_PLANS
-    from numgru import dispatch
+    from numgru import threads
     from reference import rel_err
 
     rng = np.random.default_rng(10)
@@ -218,7 +218,7 @@ def test_every_cpu_plan_agrees(cpu_plan, dtype, reset_after):
         dx, dh0 = gru.backward(dout)
         return (out, hn, dx, dh0, *gru.grads.values())
 
-    blocks, by_batch = dispatch.cpu_threads(B, H, T, np.dtype(dtype).itemsize).plan
+    blocks, by_batch = threads.cpu_threads(B, H, T, np.dtype(dtype).itemsize).plan
     assert (blocks > 1) == cpu_plan.startswith("parallel") or numba.get_num_threads() == 1
     assert by_batch == (cpu_plan == "parallel-batches") or numba.get_num_threads() == 1
     result = run()
@@ -226,7 +226,7 @@ def test_every_cpu_plan_agrees(cpu_plan, dtype, reset_after):
     other = "serial" if cpu_plan != "serial" else "parallel-batches"
     for name, value in zip(CPU_PLAN_SETTINGS, CPU_PLANS[other]):
         setattr(numgru.config, name, value)
-    assert dispatch.cpu_threads(B, H, T, np.dtype(dtype).itemsize).plan != (blocks, by_batch) or numba.get_num_threads() == 1
+    assert threads.cpu_threads(B, H, T, np.dtype(dtype).itemsize).plan != (blocks, by_batch) or numba.get_num_threads() == 1
     yardstick = run()
     tol = 1e-12 if dtype == "float64" else 1e-6
     for a, b in zip(result, yardstick):
@@ -234,16 +234,15 @@ def test_every_cpu_plan_agrees(cpu_plan, dtype, reset_after):
 
 
 def test_default_cpu_plans(monkeypatch):
-    """The rule numgru.dispatch applies with numgru.config's settings: one thread for
+    """The rule numgru.threads applies with numgru.config's settings: one thread for
     tiny work; by sequences at small H or with large blocks; by units otherwise."""
     import numgru.config
-    from numgru import dispatch
+    from numgru import threads
     for name, value in DEFAULT_CPU_PLAN_SETTINGS.items():   # undo conftest's lowered threshold
         monkeypatch.setattr(numgru.config, name, value)
-    monkeypatch.setattr(dispatch, "_numba_threads", lambda: 2)
 
     def plan(B, H, steps=200, itemsize=4):
-        return dispatch.cpu_threads(B, H, steps, itemsize).plan
+        return threads.cpu_plan(B, H, steps, itemsize, threads=2)
 
     assert plan(1, 64) == (1, False)          # B=1: one thread
     assert plan(1, 1024) == (2, False)        # ... unless a step is large enough to share

@@ -96,8 +96,8 @@ def test_bad_sizes(size):
 
 
 def test_cuda_without_a_gpu_gives_clear_error():
-    from numgru import dispatch
-    if dispatch._cuda_probe()[1]:
+    from numgru import devices
+    if devices._cuda_probe()[1]:
         pytest.skip("CUDA works here")
     with pytest.raises(RuntimeError, match="cuda"):
         numgru.GRU(I, H, device="cuda")
