@@ -154,8 +154,10 @@ _numba_threads = numba.njit(lambda: numba.get_num_threads())
 class cpu_threads(one_blas_thread):
     """Context manager deciding who owns the cores for one recurrence; gives (blocks, by_batch).
 
-    ``steps``: how many steps the call runs (a stream passes 1, so that its
-    split, and with it its bits, do not depend on how the stream is cut);
+    ``steps``: how many steps a sequence runs, on average (the real work of
+    a ragged batch is B x steps sequence-steps: the kernels skip padding;
+    a stream passes 1, so that its split, and with it its bits, do not
+    depend on how the stream is cut);
     ``itemsize``: the bytes of a float. A recurrence is shared between
     Numba's threads by sequences (by_batch: each thread runs its own block
     of sequences through every step, one parallel region in all) at small H
@@ -256,7 +258,7 @@ def forward_layer(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, *, reverse=False, rese
         cache = LayerCache(device, has_bias, (T, B, H), kernel_cache) if training else None
         return out, hn, cache
     zeros = np.zeros(3 * H, dtype)
-    with cpu_threads(B, H, T, dtype.itemsize) as (nthreads, by_batch):
+    with cpu_threads(B, H, lengths.mean(), dtype.itemsize) as (nthreads, by_batch):
         out, hn, kernel_cache = cpu.forward(
             np.ascontiguousarray(x), np.ascontiguousarray(w_ih), np.ascontiguousarray(w_hh),
             np.ascontiguousarray(b_ih) if has_bias else zeros,
@@ -290,8 +292,8 @@ def backward_layer(cache, dout, dhn, into=None):
     else:
         dout = np.zeros((T, B, H), dtype) if dout is None else np.ascontiguousarray(dout)
         dhn = np.zeros((B, H), dtype) if dhn is None else dhn
-        with cpu_threads(B, H, T, dtype.itemsize) as (nthreads, by_batch):
-            dx, dh0, dw_ih, dw_hh, db_ih, db_hh = cpu.backward(cache.kernel, dout, dhn, nthreads, by_batch, into)
+        with one_blas_thread():     # the forward's split: the cache is packed for its blocks
+            dx, dh0, dw_ih, dw_hh, db_ih, db_hh = cpu.backward(cache.kernel, dout, dhn, into)
     if into is not None and dw_ih is not None:
         ops = array_ops(cache.device)
         ops.add_(into[0], dw_ih)
