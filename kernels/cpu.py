@@ -20,10 +20,12 @@ every step: one parallel region in all); see "forward" below.
 
 Step space: the recurrence runs over steps s = 0..T-1. Sequence b is at time
 t = s going forward and t = lengths[b]-1-s in reverse, and is finished once
-s >= lengths[b]; from then on its state is carried unchanged, so the final
-state is always hs[T]. Saved gates are indexed by step, inputs and outputs by
-time. Every reduction is a per-thread partial followed by a serial sum, so the
-same inputs give the same bits for a fixed thread count and split.
+s >= lengths[b]. Only the steps that sequences run are computed: per-step
+arrays hold packed rows, one per real step (see "Packed rows" below), and a
+sequence leaves its state in hn at its own last step. Saved gates are indexed
+by step, the input projection by time. Every reduction is a per-thread
+partial followed by a serial sum, so the same inputs give the same bits for
+a fixed thread count and split.
 """
 import numpy as np
 from llvmlite import ir
@@ -245,8 +247,8 @@ def _add_matmul_tn(a, b, out):
 # really run, in PyTorch's PackedSequence layout kept per block of sequences
 # (see ``_packing``). ``rows[s, k]`` is block k's first row at step s and
 # ``counts[s, k]`` how many of its sequences run step s: always its first
-# ones, so a step's sequences are contiguous rows, and sequence i of the
-# block is row rows[s, k] + i at every step it runs. Saved gates and states
+# ones, so a step's sequences are contiguous rows, and the block's sequence
+# i is row rows[s, k] + i at each step s it runs. Saved gates and states
 # are indexed by step, the input projection by time (row rows[t, k] + i).
 
 def _gate_products(w, v_t, j0, c, gates, out):
