@@ -16,10 +16,12 @@ every step: one parallel region in all); see "forward" below.
 
 Step space: the recurrence runs over steps s = 0..T-1. Sequence b is at time
 t = s going forward and t = lengths[b]-1-s in reverse, and is finished once
-s >= lengths[b]; from then on its state is carried unchanged, so the final
-state is always hs[T]. Saved gates are indexed by step, inputs and outputs by
-time. Every reduction is a per-thread partial followed by a serial sum, so the
-same inputs give the same bits for a fixed thread count and split.
+s >= lengths[b]. Only the steps that sequences run are computed: per-step
+arrays hold packed rows, one per real step (see "Packed rows" below), and a
+sequence leaves its state in hn at its own last step. Saved gates are indexed
+by step, the input projection by time. Every reduction is a per-thread
+partial followed by a serial sum, so the same inputs give the same bits for
+a fixed thread count and split.
 """
 import glob
 import hashlib
@@ -94,15 +96,15 @@ def _add_matmul_tn(a, b, out):
 
 # ------------------------------------------------------------------- forward
 #
-# A step of the recurrence is done in blocks: sequences [b0, b1) x hidden
-# units [j0, j1). Threads share it in one of two ways (``by_batch``):
-# blocks of units (every step, each thread multiplies h by its units' W_hh
-# rows and finishes their gates, then all threads meet, since the next step
-# needs every unit) or blocks of sequences (sequences never interact, so each
-# thread runs its own from the first step to the last, meeting nobody, but
-# multiplies by all of W_hh every step, which pays only while a block holds
-# enough sequences; numgru.threads decides). Either way a block's step is
-# the same code:
+# A step of the recurrence is done in blocks: the running sequences of a
+# block of sequences x hidden units [j0, j1). Threads share it in one of two
+# ways (``by_batch``): blocks of units (every step, each thread multiplies h
+# by its units' W_hh rows and finishes their gates, then all threads meet,
+# since the next step needs every unit) or blocks of sequences (sequences
+# never interact, so each thread runs its own from the first step to the
+# last, meeting nobody, but multiplies by all of W_hh every step, which pays
+# only while a block holds enough sequences; numgru.threads decides).
+# Either way a block's step is the same code:
 #
 # 1. the recurrent products W_h[gate rows of the units] @ h[sequences].T, as
 #    (gates, units, sequences): weights on the left is the faster GEMM shape
@@ -112,6 +114,14 @@ def _add_matmul_tn(a, b, out):
 #    LLVM vectorises (one loop over all of them is too many possibly aliased
 #    arrays for its run-time checks, and stays scalar: 13.6 against 2 ns per
 #    unit at B=32, H=256).
+#
+# Packed rows: every per-step array holds only the steps that sequences
+# really run, in PyTorch's PackedSequence layout kept per block of sequences
+# (see ``_packing``). ``rows[s, k]`` is block k's first row at step s and
+# ``counts[s, k]`` how many of its sequences run step s: always its first
+# ones, so a step's sequences are contiguous rows, and the block's sequence
+# i is row rows[s, k] + i at each step s it runs. Saved gates and states
+# are indexed by step, the input projection by time (row rows[t, k] + i).
 
 def _gate_products(w, v_t, j0, c, gates, out):
     """out[g] = w[g*H + j0 : g*H + j0 + c] @ v_t, (c, columns of v_t), for the first ``gates`` gates.
@@ -174,124 +184,159 @@ def _sum(a, b, dst):
         dst[i] = a[i] + b[i]
 
 
-def _project_step(s, b0, b1, j0, j1, x, w_ih, b_ih, xp, buffer, row):
-    """Streams: xp[s] for sequences [b0, b1), units [j0, j1) of every gate, from x[s] (B, I)."""
-    H = xp.shape[2] // 3
+def _project_step(s, blk, j0, j1, x, rows, counts, w_ih, b_ih, xp, buffer, row):
+    """Streams: the projection rows of step s for block ``blk``, units [j0, j1) of every gate, from x[s] (B, I).
+
+    A stream keeps the batch order (position i of a block is sequence rows[0, blk] + i).
+    """
+    H = xp.shape[1] // 3
     c = j1 - j0
-    products = _products(buffer, 3, c, b1 - b0)
-    _gate_products(w_ih, x[s, b0:b1].T, j0, c, 3, products)
-    for b in range(b0, b1):
-        _gather_row(products, b - b0, row)
+    first = rows[0, blk]
+    count = counts[s, blk]
+    products = _products(buffer, 3, c, count)
+    _gate_products(w_ih, x[s, first:first + count].T, j0, c, 3, products)
+    for i in range(count):
+        _gather_row(products, i, row)
         for g in range(3):
             lo = g * H + j0
-            _sum(row[g, :c], b_ih[lo:lo + c], xp[s, b, lo:lo + c])
+            _sum(row[g, :c], b_ih[lo:lo + c], xp[rows[s, blk] + i, lo:lo + c])
 
 
-def _step_gates(s, b0, b1, j0, j1, w_hh, b_hh, xp, lengths, reverse, reset_after,
-                h_prev, h_next, gate_r, gate_z, gate_n, n_aux, out, g, buffer, row):
-    """Step s for sequences [b0, b1) and units [j0, j1): the recurrent products, then the gates.
+def _state_rows(s, blk, rows, batch, keep):
+    """Rows of block ``blk``'s states before and after step s and of its saved gates.
 
-    reset_after: all of h'. Otherwise r, z and n_aux = r ⊙ h, which W_hn
-    multiplies before ``_step_new_gate`` can finish h'. A finished sequence
-    carries its state. g: the slot of the saved gates.
+    keep (training): each step's own packed rows. Otherwise two sets of
+    ``batch`` state rows used in turn and one set of gate rows.
     """
-    H = h_prev.shape[1]
+    if keep:
+        return rows[s, blk], rows[s + 1, blk], rows[s, blk]
+    first = rows[0, blk]
+    return s % 2 * batch + first, (s + 1) % 2 * batch + first, first
+
+
+def _state_after(hs, next_at, i, running_next, hn, b):
+    """Where sequence b, block position i, leaves its state: the row the next step reads, or hn after its last step."""
+    return hs[next_at + i] if i < running_next else hn[b]
+
+
+def _step_gates(s, blk, j0, j1, w_hh, b_hh, xp, order, lengths, counts, rows, reverse, reset_after,
+                hs, h_at, next_at, hn, gate_r, gate_z, gate_n, n_aux, g_at, out, buffer, row):
+    """Step s for block ``blk``'s running sequences, units [j0, j1): the recurrent products, then the gates.
+
+    h_at, next_at, g_at: from ``_state_rows``. reset_after: all of h'.
+    Otherwise r, z and n_aux = r ⊙ h, which W_hn multiplies before
+    ``_step_new_gate`` can finish h'. A stream's sequence past its length
+    (streams run every sequence every step) carries its state.
+    """
+    H = hs.shape[1]
     c = j1 - j0
+    count = counts[s, blk]
     gates = 3 if reset_after else 2
-    products = _products(buffer, gates, c, b1 - b0)
-    _gate_products(w_hh, h_prev[b0:b1].T, j0, c, gates, products)
-    for b in range(b0, b1):
+    products = _products(buffer, gates, c, count)
+    _gate_products(w_hh, hs[h_at:h_at + count].T, j0, c, gates, products)
+    for i in range(count):
+        b = order[rows[0, blk] + i]
+        g = g_at + i
+        h_prev = hs[h_at + i, j0:j1]
+        h_next = _state_after(hs, next_at, i, counts[s + 1, blk], hn, b)[j0:j1]
         if s >= lengths[b]:
-            h_next[b, j0:j1] = h_prev[b, j0:j1]
-            n_aux[g, b, j0:j1] = 0
+            h_next[:] = h_prev
+            n_aux[g, j0:j1] = 0
             continue
         t = cell.time_of(s, lengths[b], reverse)
-        _gather_row(products, b - b0, row)
-        x_t = xp[t, b]
-        r = gate_r[g, b, j0:j1]
-        z = gate_z[g, b, j0:j1]
+        _gather_row(products, i, row)
+        x_t = xp[rows[t, blk] + i]
+        r = gate_r[g, j0:j1]
+        z = gate_z[g, j0:j1]
         _sigmoid_of_sum(x_t[j0:j1], row[0, :c], b_hh[j0:j1], r)
         _sigmoid_of_sum(x_t[H + j0:H + j1], row[1, :c], b_hh[H + j0:H + j1], z)
         if reset_after:
-            n = gate_n[g, b, j0:j1]
+            n = gate_n[g, j0:j1]
             _reset_new_gate(x_t[2 * H + j0:2 * H + j1], row[2, :c], b_hh[2 * H + j0:2 * H + j1],
-                            r, n_aux[g, b, j0:j1], n)
-            _blend(n, z, h_prev[b, j0:j1], h_next[b, j0:j1])
-            out[t, b, j0:j1] = h_next[b, j0:j1]
+                            r, n_aux[g, j0:j1], n)
+            _blend(n, z, h_prev, h_next)
+            out[t, b, j0:j1] = h_next
         else:
-            _multiply(r, h_prev[b, j0:j1], n_aux[g, b, j0:j1])
+            _multiply(r, h_prev, n_aux[g, j0:j1])
 
 
-def _step_new_gate(s, b0, b1, j0, j1, w_hh, b_hh, xp, lengths, reverse,
-                   h_prev, h_next, gate_z, gate_n, n_aux, out, g, buffer, row):
+def _step_new_gate(s, blk, j0, j1, w_hh, b_hh, xp, order, lengths, counts, rows, reverse,
+                   hs, h_at, next_at, hn, gate_z, gate_n, n_aux, g_at, out, buffer, row):
     """reset_after=False, step s: n = tanh(W_in x + b_in + W_hn (r ⊙ h) + b_hn) and h', once every unit's r ⊙ h is in n_aux."""
-    H = h_prev.shape[1]
+    H = hs.shape[1]
     c = j1 - j0
-    products = _products(buffer, 1, c, b1 - b0)
-    np.dot(w_hh[2 * H + j0:2 * H + j1], n_aux[g, b0:b1].T, products[0])
-    for b in range(b0, b1):
+    count = counts[s, blk]
+    products = _products(buffer, 1, c, count)
+    np.dot(w_hh[2 * H + j0:2 * H + j1], n_aux[g_at:g_at + count].T, products[0])
+    for i in range(count):
+        b = order[rows[0, blk] + i]
         if s >= lengths[b]:
             continue
         t = cell.time_of(s, lengths[b], reverse)
-        _gather_row(products, b - b0, row)
-        n = gate_n[g, b, j0:j1]
-        _tanh_of_sum(xp[t, b, 2 * H + j0:2 * H + j1], row[0, :c], b_hh[2 * H + j0:2 * H + j1], n)
-        _blend(n, gate_z[g, b, j0:j1], h_prev[b, j0:j1], h_next[b, j0:j1])
-        out[t, b, j0:j1] = h_next[b, j0:j1]
+        g = g_at + i
+        _gather_row(products, i, row)
+        n = gate_n[g, j0:j1]
+        h_next = _state_after(hs, next_at, i, counts[s + 1, blk], hn, b)[j0:j1]
+        _tanh_of_sum(xp[rows[t, blk] + i, 2 * H + j0:2 * H + j1], row[0, :c], b_hh[2 * H + j0:2 * H + j1], n)
+        _blend(n, gate_z[g, j0:j1], hs[h_at + i, j0:j1], h_next)
+        out[t, b, j0:j1] = h_next
 
 
-def _forward_recurrence(xp, x, w_ih, b_ih, w_hh, b_hh, lengths, reverse, reset_after,
-                        hs, gate_r, gate_z, gate_n, n_aux, out, nchunks, by_batch):
-    """Run the recurrence over the input projection ``xp`` (T, B, 3H) in ``nchunks`` blocks.
+def _forward_recurrence(xp, x, w_ih, b_ih, w_hh, b_hh, order, lengths, counts, rows, reverse, reset_after, keep,
+                        hs, hn, gate_r, gate_z, gate_n, n_aux, out, nchunks, by_batch):
+    """Run the recurrence over the packed input projection ``xp`` in ``nchunks`` blocks.
 
-    hs holds T+1 states when training (else 2, used in turn); gate_*/n_aux
-    hold T steps when training (else 1). n_aux is W_hn h + b_hn
-    (reset_after) or r ⊙ h (not), the factor the backward needs for W_hn.
+    order (B,): the sequence at each block position; counts, rows (T+1,
+    blocks): the packed layout (``_packing``; one block of sequences when
+    split by units). keep (training): hs and the gates hold every step's
+    packed rows, the first B of hs holding h0 (in block order); else hs holds
+    2 x B rows used in turn, the first B holding h0, and the gates B rows.
+    n_aux is W_hn h + b_hn (reset_after) or r ⊙ h (not), the factor the
+    backward needs for W_hn. Each sequence leaves its last state in hn (B, H).
 
     With an empty ``x`` the caller has filled ``xp``. Otherwise (streaming,
     forward direction only) each step first projects its own input x[s]
-    (B, I) into xp[s] with the same per-block products as the recurrence:
+    (B, I) into xp with the same per-block products as the recurrence:
     every step then does the same arithmetic however a sequence is cut into calls.
     """
-    T, B, _ = xp.shape
-    H = hs.shape[2]
-    keep = hs.shape[0] == T + 1
+    T = counts.shape[0] - 1
+    B = order.shape[0]
+    H = hs.shape[1]
     project = x.shape[0] > 0
-    rows = (B + nchunks - 1) // nchunks if by_batch else B
+    widest = counts[0].max()
     c_max = H if by_batch else (H + nchunks - 1) // nchunks
-    buffer = np.empty((nchunks, 3 * c_max * rows), xp.dtype)
+    buffer = np.empty((nchunks, 3 * c_max * widest), xp.dtype)
     row = np.empty((nchunks, 3, c_max), xp.dtype)
     if by_batch:
         for k in prange(nchunks):
-            b0, b1 = _block(k, nchunks, B)
             for s in range(T):
-                g = s if keep else 0
-                h_prev = hs[s if keep else s % 2]
-                h_next = hs[s + 1 if keep else (s + 1) % 2]
+                if counts[s, k] == 0:
+                    break
+                h_at, next_at, g_at = _state_rows(s, k, rows, B, keep)
                 if project:
-                    _project_step(s, b0, b1, 0, H, x, w_ih, b_ih, xp, buffer[k], row[k])
-                _step_gates(s, b0, b1, 0, H, w_hh, b_hh, xp, lengths, reverse, reset_after,
-                            h_prev, h_next, gate_r, gate_z, gate_n, n_aux, out, g, buffer[k], row[k])
+                    _project_step(s, k, 0, H, x, rows, counts, w_ih, b_ih, xp, buffer[k], row[k])
+                _step_gates(s, k, 0, H, w_hh, b_hh, xp, order, lengths, counts, rows, reverse, reset_after,
+                            hs, h_at, next_at, hn, gate_r, gate_z, gate_n, n_aux, g_at, out, buffer[k], row[k])
                 if not reset_after:
-                    _step_new_gate(s, b0, b1, 0, H, w_hh, b_hh, xp, lengths, reverse,
-                                   h_prev, h_next, gate_z, gate_n, n_aux, out, g, buffer[k], row[k])
+                    _step_new_gate(s, k, 0, H, w_hh, b_hh, xp, order, lengths, counts, rows, reverse,
+                                   hs, h_at, next_at, hn, gate_z, gate_n, n_aux, g_at, out, buffer[k], row[k])
     else:
         for s in range(T):
-            g = s if keep else 0
-            h_prev = hs[s if keep else s % 2]
-            h_next = hs[s + 1 if keep else (s + 1) % 2]
+            if counts[s, 0] == 0:
+                break
+            h_at, next_at, g_at = _state_rows(s, 0, rows, B, keep)
             for k in prange(nchunks):
                 j0, j1 = _block(k, nchunks, H)
                 if project:
-                    _project_step(s, 0, B, j0, j1, x, w_ih, b_ih, xp, buffer[k], row[k])
-                _step_gates(s, 0, B, j0, j1, w_hh, b_hh, xp, lengths, reverse, reset_after,
-                            h_prev, h_next, gate_r, gate_z, gate_n, n_aux, out, g, buffer[k], row[k])
+                    _project_step(s, 0, j0, j1, x, rows, counts, w_ih, b_ih, xp, buffer[k], row[k])
+                _step_gates(s, 0, j0, j1, w_hh, b_hh, xp, order, lengths, counts, rows, reverse, reset_after,
+                            hs, h_at, next_at, hn, gate_r, gate_z, gate_n, n_aux, g_at, out, buffer[k], row[k])
             if not reset_after:
                 # n needs W_hn (r ⊙ h) over all units: a second region.
                 for k in prange(nchunks):
                     j0, j1 = _block(k, nchunks, H)
-                    _step_new_gate(s, 0, B, j0, j1, w_hh, b_hh, xp, lengths, reverse,
-                                   h_prev, h_next, gate_z, gate_n, n_aux, out, g, buffer[k], row[k])
+                    _step_new_gate(s, 0, j0, j1, w_hh, b_hh, xp, order, lengths, counts, rows, reverse,
+                                   hs, h_at, next_at, hn, gate_z, gate_n, n_aux, g_at, out, buffer[k], row[k])
 
 
 # ------------------------------------------------------------------ backward
@@ -331,115 +376,128 @@ def _sum3(a, b, c, dst):
         dst[i] = a[i] + b[i] + c[i]
 
 
-def _dh_step(s, b0, b1, j0, j1, reset_after, d_rz, d_n, wt_rz, wt_n, dh_direct, dh, buffer, row):
-    """dh = dh_direct + d_rz[s] @ W_h(rz) (+ d_n[s] @ W_hn) for sequences [b0, b1), units [j0, j1)."""
+def _dh_step(s, blk, j0, j1, count, reset_after, rows, d_rz, d_n, wt_rz, wt_n, dh_direct, dh, buffer, row):
+    """dh = dh_direct + d_rz @ W_h(rz) (+ d_n @ W_hn) from step s's rows, for the first ``count`` sequences of block ``blk``, units [j0, j1)."""
     c = j1 - j0
     parts = 2 if reset_after else 1
-    products = _products(buffer, parts, c, b1 - b0)
-    np.dot(wt_rz[j0:j1], d_rz[s, b0:b1].T, products[0])
+    products = _products(buffer, parts, c, count)
+    at = rows[s, blk]
+    np.dot(wt_rz[j0:j1], d_rz[at:at + count].T, products[0])
     if reset_after:
-        np.dot(wt_n[j0:j1], d_n[s, b0:b1].T, products[1])
-    for b in range(b0, b1):
-        _gather_row(products, b - b0, row)
+        np.dot(wt_n[j0:j1], d_n[at:at + count].T, products[1])
+    first = rows[0, blk]
+    for i in range(count):
+        p = first + i
+        _gather_row(products, i, row)
         if reset_after:
-            _sum3(dh_direct[b, j0:j1], row[0, :c], row[1, :c], dh[b, j0:j1])
+            _sum3(dh_direct[p, j0:j1], row[0, :c], row[1, :c], dh[p, j0:j1])
         else:
-            _sum(dh_direct[b, j0:j1], row[0, :c], dh[b, j0:j1])
+            _sum(dh_direct[p, j0:j1], row[0, :c], dh[p, j0:j1])
 
 
-def _step_grads(s, b0, b1, j0, j1, dout, dh, hs, gate_r, gate_z, gate_n, n_aux, lengths, reverse,
+def _step_grads(s, blk, j0, j1, dout, dh, hs, gate_r, gate_z, gate_n, n_aux, order, lengths, counts, rows, reverse,
                 reset_after, dh_direct, dxp, d_rz, d_n, grads):
-    """Gate gradients of sequences [b0, b1), units [j0, j1) at step s; a finished sequence passes dh through."""
+    """Gate gradients of block ``blk``'s sequences that run step s, units [j0, j1)."""
     H = dh.shape[1]
     c = j1 - j0
     grads = grads[:5 * c].reshape(5, c)
-    for b in range(b0, b1):
-        if s >= lengths[b]:
-            dh_direct[b, j0:j1] = dh[b, j0:j1]
-            d_rz[s, b, j0:j1] = 0
-            d_rz[s, b, H + j0:H + j1] = 0
-            d_n[s, b, j0:j1] = 0
-            continue
+    for i in range(counts[s, blk]):
+        p = rows[0, blk] + i
+        b = order[p]
         t = cell.time_of(s, lengths[b], reverse)
-        _row_gate_grads(dh[b, j0:j1], dout[t, b, j0:j1], hs[s, b, j0:j1], gate_r[s, b, j0:j1],
-                        gate_z[s, b, j0:j1], gate_n[s, b, j0:j1], n_aux[s, b, j0:j1], reset_after, grads)
+        g = rows[s, blk] + i
+        x_at = rows[t, blk] + i
+        _row_gate_grads(dh[p, j0:j1], dout[t, b, j0:j1], hs[g, j0:j1], gate_r[g, j0:j1],
+                        gate_z[g, j0:j1], gate_n[g, j0:j1], n_aux[g, j0:j1], reset_after, grads)
         if reset_after:
-            d_rz[s, b, j0:j1] = grads[0]
-            dxp[t, b, j0:j1] = grads[0]
-        d_rz[s, b, H + j0:H + j1] = grads[1]
-        dxp[t, b, H + j0:H + j1] = grads[1]
-        dxp[t, b, 2 * H + j0:2 * H + j1] = grads[2]
-        d_n[s, b, j0:j1] = grads[3]
-        dh_direct[b, j0:j1] = grads[4]
+            d_rz[g, j0:j1] = grads[0]
+            dxp[x_at, j0:j1] = grads[0]
+        d_rz[g, H + j0:H + j1] = grads[1]
+        dxp[x_at, H + j0:H + j1] = grads[1]
+        dxp[x_at, 2 * H + j0:2 * H + j1] = grads[2]
+        d_n[g, j0:j1] = grads[3]
+        dh_direct[p, j0:j1] = grads[4]
 
 
-def _step_reset_grads(s, b0, b1, j0, j1, wt_n, d_n, hs, gate_r, lengths, reverse, dh_direct, dxp, d_rz,
-                      buffer, row):
-    """reset_after=False, once d_n[s] is complete: d(r ⊙ h) = dn_pre @ W_hn, then r's gradient."""
+def _step_reset_grads(s, blk, j0, j1, wt_n, d_n, hs, gate_r, order, lengths, counts, rows, reverse, dh_direct, dxp,
+                      d_rz, buffer, row):
+    """reset_after=False, once d_n of step s is complete: d(r ⊙ h) = dn_pre @ W_hn, then r's gradient."""
     c = j1 - j0
-    products = _products(buffer, 1, c, b1 - b0)
-    np.dot(wt_n[j0:j1], d_n[s, b0:b1].T, products[0])
-    for b in range(b0, b1):
-        if s >= lengths[b]:
-            continue
+    count = counts[s, blk]
+    at = rows[s, blk]
+    products = _products(buffer, 1, c, count)
+    np.dot(wt_n[j0:j1], d_n[at:at + count].T, products[0])
+    for i in range(count):
+        p = rows[0, blk] + i
+        b = order[p]
         t = cell.time_of(s, lengths[b], reverse)
-        _gather_row(products, b - b0, row)
-        _reset_grad(row[0, :c], hs[s, b, j0:j1], gate_r[s, b, j0:j1], d_rz[s, b, j0:j1])
-        dxp[t, b, j0:j1] = d_rz[s, b, j0:j1]
-        _add_product(row[0, :c], gate_r[s, b, j0:j1], dh_direct[b, j0:j1])
+        g = at + i
+        _gather_row(products, i, row)
+        _reset_grad(row[0, :c], hs[g, j0:j1], gate_r[g, j0:j1], d_rz[g, j0:j1])
+        dxp[rows[t, blk] + i, j0:j1] = d_rz[g, j0:j1]
+        _add_product(row[0, :c], gate_r[g, j0:j1], dh_direct[p, j0:j1])
 
 
-def _backward_recurrence(dout, hs, gate_r, gate_z, gate_n, n_aux, wt_rz, wt_n,
-                         lengths, reverse, reset_after, dh, dxp, d_rz, d_n, nchunks, by_batch):
-    """BPTT over the steps saved by ``_forward_recurrence``, in ``nchunks`` blocks split as it is.
+def _backward_recurrence(dout, hs, gate_r, gate_z, gate_n, n_aux, wt_rz, wt_n, order, lengths, counts, rows,
+                         reverse, reset_after, dh, dxp, d_rz, d_n, nchunks, by_batch):
+    """BPTT over the packed steps saved by ``_forward_recurrence``, in ``nchunks`` blocks split as it was.
 
-    dh (B, H) enters as dL/dh_T and leaves as dL/dh_0. Writes
-    dxp (T, B, 3H, time-indexed, zero where padded): gradient of the input
-    projection; d_rz (T, B, 2H, step-indexed): of the r and z pre-activations;
-    d_n (T, B, H): of the W_hn product's output (dn_pre ⊙ r when reset_after,
-    dn_pre otherwise). wt_rz (H, 2H) / wt_n (H, H): W_h(rz) and W_hn
-    transposed, so that a block's rows give its units' columns.
+    dh (B, H, block order) enters as dL/dhn and leaves as dL/dh0. A
+    sequence's dh meets the gradients of the steps after its own last one
+    nowhere: only running sequences (a prefix of each block) are updated.
+    Writes dxp (packed by time, as the input projection): gradient of the
+    input projection; d_rz (packed by step, 2H): of the r and z
+    pre-activations; d_n (H): of the W_hn product's output (dn_pre ⊙ r when
+    reset_after, dn_pre otherwise). wt_rz (H, 2H) / wt_n (H, H): W_h(rz) and
+    W_hn transposed, so that a block's rows give its units' columns.
     """
-    T, B, H = dout.shape
-    dtype = dout.dtype
-    rows = (B + nchunks - 1) // nchunks if by_batch else B
+    T = counts.shape[0] - 1
+    B, H = dh.shape
+    dtype = dh.dtype
+    widest = counts[0].max()
     c_max = H if by_batch else (H + nchunks - 1) // nchunks
     dh_direct = np.empty((B, H), dtype)
-    buffer = np.empty((nchunks, 2 * c_max * rows), dtype)
+    buffer = np.empty((nchunks, 2 * c_max * widest), dtype)
     row = np.empty((nchunks, 3, c_max), dtype)
     grads = np.empty((nchunks, 5 * c_max), dtype)
     if by_batch:
         for k in prange(nchunks):
-            b0, b1 = _block(k, nchunks, B)
             for s in range(T - 1, -1, -1):
-                if s < T - 1:
-                    _dh_step(s + 1, b0, b1, 0, H, reset_after, d_rz, d_n, wt_rz, wt_n, dh_direct, dh,
-                             buffer[k], row[k])
-                _step_grads(s, b0, b1, 0, H, dout, dh, hs, gate_r, gate_z, gate_n, n_aux, lengths, reverse,
-                            reset_after, dh_direct, dxp, d_rz, d_n, grads[k])
+                if counts[s, k] == 0:
+                    continue
+                if counts[s + 1, k] > 0:
+                    _dh_step(s + 1, k, 0, H, counts[s + 1, k], reset_after, rows, d_rz, d_n, wt_rz, wt_n,
+                             dh_direct, dh, buffer[k], row[k])
+                _step_grads(s, k, 0, H, dout, dh, hs, gate_r, gate_z, gate_n, n_aux, order, lengths, counts, rows,
+                            reverse, reset_after, dh_direct, dxp, d_rz, d_n, grads[k])
                 if not reset_after:
-                    _step_reset_grads(s, b0, b1, 0, H, wt_n, d_n, hs, gate_r, lengths, reverse,
+                    _step_reset_grads(s, k, 0, H, wt_n, d_n, hs, gate_r, order, lengths, counts, rows, reverse,
                                       dh_direct, dxp, d_rz, buffer[k], row[k])
-            _dh_step(0, b0, b1, 0, H, reset_after, d_rz, d_n, wt_rz, wt_n, dh_direct, dh, buffer[k], row[k])
+            _dh_step(0, k, 0, H, counts[0, k], reset_after, rows, d_rz, d_n, wt_rz, wt_n, dh_direct, dh,
+                     buffer[k], row[k])
     else:
         for s in range(T - 1, -1, -1):
+            if counts[s, 0] == 0:
+                continue
+            running_next = counts[s + 1, 0]
             for k in prange(nchunks):
                 j0, j1 = _block(k, nchunks, H)
-                if s < T - 1:
+                if running_next > 0:
                     # dh for this block's units from step s+1's gate gradients, all complete
-                    _dh_step(s + 1, 0, B, j0, j1, reset_after, d_rz, d_n, wt_rz, wt_n, dh_direct, dh,
-                             buffer[k], row[k])
-                _step_grads(s, 0, B, j0, j1, dout, dh, hs, gate_r, gate_z, gate_n, n_aux, lengths, reverse,
-                            reset_after, dh_direct, dxp, d_rz, d_n, grads[k])
+                    _dh_step(s + 1, 0, j0, j1, running_next, reset_after, rows, d_rz, d_n, wt_rz, wt_n,
+                             dh_direct, dh, buffer[k], row[k])
+                _step_grads(s, 0, j0, j1, dout, dh, hs, gate_r, gate_z, gate_n, n_aux, order, lengths, counts, rows,
+                            reverse, reset_after, dh_direct, dxp, d_rz, d_n, grads[k])
             if not reset_after:
                 # d(r ⊙ h) = dn_pre @ W_hn needs dn_pre of all units: a second region.
                 for k in prange(nchunks):
                     j0, j1 = _block(k, nchunks, H)
-                    _step_reset_grads(s, 0, B, j0, j1, wt_n, d_n, hs, gate_r, lengths, reverse,
+                    _step_reset_grads(s, 0, j0, j1, wt_n, d_n, hs, gate_r, order, lengths, counts, rows, reverse,
                                       dh_direct, dxp, d_rz, buffer[k], row[k])
         for k in prange(nchunks):
             j0, j1 = _block(k, nchunks, H)
-            _dh_step(0, 0, B, j0, j1, reset_after, d_rz, d_n, wt_rz, wt_n, dh_direct, dh, buffer[k], row[k])
+            _dh_step(0, 0, j0, j1, counts[0, 0], reset_after, rows, d_rz, d_n, wt_rz, wt_n, dh_direct, dh,
+                     buffer[k], row[k])
 
 
 # ------------------------------------------------------------------ streams
@@ -449,28 +507,37 @@ def _stream_chunk(x, w_ih, w_hh, b_ih, b_hh, h, lengths, reset_after, nchunks, b
 
     Each step projects its own input inside the recurrence, so the numbers do
     not depend on where a stream is cut into calls (for a fixed split: the
-    caller's choice must not depend on T). Compiled as a whole (its buffers
-    allocated in compiled code) because a streaming step is so small that
-    Python-side set-up would cost more than the step.
+    caller's choice must not depend on T). For the same reason every
+    sequence runs every step, in the batch order (blocks of consecutive
+    sequences): a sequence past its length carries its state. Compiled as a
+    whole (its buffers allocated in compiled code) because a streaming step
+    is so small that Python-side set-up would cost more than the step.
     """
     T, B, _ = x.shape
     H = h.shape[1]
     dtype = h.dtype
-    xp = np.empty((T, B, 3 * H), dtype)
-    hs = np.empty((2, B, H), dtype)
-    hs[0] = h
-    gate_r = np.empty((1, B, H), dtype)
-    gate_z = np.empty((1, B, H), dtype)
-    gate_n = np.empty((1, B, H), dtype)
-    n_aux = np.empty((1, B, H), dtype)
+    blocks = nchunks if by_batch else 1
+    counts = np.zeros((T + 1, blocks), np.int64)
+    rows = np.empty((T + 1, blocks), np.int64)
+    for k in range(blocks):
+        lo, hi = _block(k, blocks, B)
+        for s in range(T + 1):
+            counts[s, k] = hi - lo if s < T else 0
+            rows[s, k] = s * B + lo
+    xp = np.empty((T * B, 3 * H), dtype)
+    hs = np.empty((2 * B, H), dtype)
+    hs[:B] = h
+    gate_r = np.empty((B, H), dtype)
+    gate_z = np.empty((B, H), dtype)
+    gate_n = np.empty((B, H), dtype)
+    n_aux = np.empty((B, H), dtype)
     out = np.zeros((T, B, H), dtype)
-    args = (xp, x, w_ih, b_ih, w_hh, b_hh, lengths, False, reset_after, hs, gate_r, gate_z, gate_n, n_aux, out,
-            nchunks, by_batch)
+    args = (xp, x, w_ih, b_ih, w_hh, b_hh, np.arange(B), lengths, counts, rows, False, reset_after, False,
+            hs, h, gate_r, gate_z, gate_n, n_aux, out, nchunks, by_batch)
     if nchunks > 1:
         _forward_parallel(*args)
     else:
         _forward_serial(*args)
-    h[:] = hs[T % 2]
     return out
 
 
@@ -546,9 +613,48 @@ _FORWARD = _build(_forward_recurrence)
 _forward_parallel, _forward_serial = _FORWARD[True], _FORWARD[False]     # called by _stream_chunk
 _BACKWARD = _build(_backward_recurrence)
 _STREAM = _kernel(_stream_chunk)
+# The packed layout's row lookups ("Packed rows" above).
+_state_rows = njit(**NJIT_OPTIONS)(_state_rows)
+_state_after = njit(**NJIT_OPTIONS)(_state_after)
 
 
 # ------------------------------------------------------------------ wrappers
+
+def _packing(lengths, T, blocks):
+    """The packed layout of a batch for ``blocks`` blocks of sequences: (order, counts, rows, gather).
+
+    Sequences are sorted by length, longest first (stable), and dealt in
+    turn to the blocks, so that each block gets a fair share of the work and
+    a block's sequences that run step s are its first counts[s, k]. Equal
+    lengths keep the batch order, in blocks of consecutive sequences.
+    order (B,): the sequence at each block position (block k holds positions
+    rows[0, k] onwards); counts, rows (T+1, blocks) as in "Packed rows"
+    above, step by step and block by block, like PyTorch's PackedSequence
+    (counts[T] = 0, rows[T] = the number of rows). gather: the row
+    t * B + b of x (T*B, ...) at each packed row, or None where the packed
+    rows are x's first ones as they lie (equal lengths).
+    """
+    B = lengths.shape[0]
+    equal = bool((lengths == lengths[0]).all())
+    if equal:
+        order = np.arange(B)
+        starts = np.array([k * B // blocks for k in range(blocks)])
+    else:
+        by_length = np.argsort(-lengths, kind="stable")
+        dealt = [by_length[k::blocks] for k in range(blocks)]
+        order = np.concatenate(dealt)
+        starts = np.cumsum([0] + [len(d) for d in dealt[:-1]])
+    running = np.arange(T)[:, None] < lengths[order]          # (T, B): step s of position p is real
+    counts = np.zeros((T + 1, blocks), np.int64)
+    counts[:T] = np.add.reduceat(running, starts, axis=1, dtype=np.int64)
+    rows = np.zeros((T + 1) * blocks, np.int64)
+    np.cumsum(counts.ravel()[:-1], out=rows[1:])
+    rows = rows.reshape(T + 1, blocks)
+    if equal:
+        return order, counts, rows, None
+    steps, positions = np.nonzero(running)                     # row-major: exactly the packed order
+    return order, counts, rows, steps * B + order[positions]
+
 
 def forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, reverse, reset_after, training, nchunks, by_batch):
     """One layer-direction over a whole sequence.
@@ -558,6 +664,8 @@ def forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, reverse, reset_after, traini
     1 <= lengths <= T; all of one float dtype. nchunks: the number of
     threads to split over (1: the serial build, no threads woken); by_batch:
     into blocks of sequences, else of hidden units.
+    Only the steps each sequence runs are computed (``_packing``): the
+    input projection is one product over their rows.
     Returns out (T, B, H) (zero past each length), hn (B, H), and the cache
     ``backward`` needs (None unless ``training``).
     """
@@ -566,27 +674,29 @@ def forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, reverse, reset_after, traini
     nchunks = max(1, min(nchunks, B if by_batch else H))
     parallel = nchunks > 1
     dtype = x.dtype
-    xp = np.empty((T * B, 3 * H), dtype)
-    _MATMUL_ROWS[parallel](x.reshape(T * B, I), w_ih.T, b_ih, xp, nchunks)
-    xp = xp.reshape(T, B, 3 * H)
+    order, counts, rows, gather = _packing(lengths, T, nchunks if by_batch else 1)
+    n_rows = int(rows[T, 0])
+    x_rows = x.reshape(T * B, I)
+    x_rows = x_rows[:n_rows] if gather is None else x_rows[gather]
+    xp = np.empty((n_rows, 3 * H), dtype)
+    _MATMUL_ROWS[parallel](x_rows, w_ih.T, b_ih, xp, nchunks)
 
-    saved = T if training else 1
-    hs = np.empty((T + 1 if training else 2, B, H), dtype)
-    hs[0] = h0
-    gate_r = np.empty((saved, B, H), dtype)
-    gate_z = np.empty((saved, B, H), dtype)
-    gate_n = np.empty((saved, B, H), dtype)
-    n_aux = np.empty((saved, B, H), dtype)
-    padded = bool((lengths < T).any())
-    out = np.zeros((T, B, H), dtype) if padded else np.empty((T, B, H), dtype)
-    _FORWARD[parallel](xp, x[:0], w_ih, b_ih, w_hh, b_hh, lengths, reverse, reset_after,
-                       hs, gate_r, gate_z, gate_n, n_aux, out, nchunks, by_batch)
-    hn = hs[T if training else T % 2].copy()
+    saved = n_rows if training else B
+    hs = np.empty((n_rows if training else 2 * B, H), dtype)
+    hs[:B] = h0[order]
+    gate_r = np.empty((saved, H), dtype)
+    gate_z = np.empty((saved, H), dtype)
+    gate_n = np.empty((saved, H), dtype)
+    n_aux = np.empty((saved, H), dtype)
+    hn = np.empty((B, H), dtype)
+    out = np.zeros((T, B, H), dtype) if n_rows < T * B else np.empty((T, B, H), dtype)
+    _FORWARD[parallel](xp, x[:0], w_ih, b_ih, w_hh, b_hh, order, lengths, counts, rows, reverse, reset_after,
+                       training, hs, hn, gate_r, gate_z, gate_n, n_aux, out, nchunks, by_batch)
     if not training:
         return out, hn, None
-    cache = dict(x=x, w_ih=w_ih, w_hh=w_hh, lengths=lengths, reverse=reverse,
-                 reset_after=reset_after, hs=hs, gate_r=gate_r, gate_z=gate_z,
-                 gate_n=gate_n, n_aux=n_aux)
+    cache = dict(x=x_rows, gather=gather, w_ih=w_ih, w_hh=w_hh, order=order, lengths=lengths, counts=counts,
+                 rows=rows, reverse=reverse, reset_after=reset_after, hs=hs, gate_r=gate_r, gate_z=gate_z,
+                 gate_n=gate_n, n_aux=n_aux, nchunks=nchunks, by_batch=by_batch)
     return out, hn, cache
 
 
@@ -600,51 +710,52 @@ def stream(x, w_ih, w_hh, b_ih, b_hh, h, lengths, reset_after, nchunks, by_batch
     return _STREAM(x, w_ih, w_hh, b_ih, b_hh, h, lengths, reset_after, nchunks, by_batch)
 
 
-def backward(cache, dout, dhn, nchunks, by_batch, into=None):
-    """Gradients of one layer-direction from the cache of ``forward``.
+def backward(cache, dout, dhn, into=None):
+    """Gradients of one layer-direction from the cache of ``forward``, split between threads as it was
+    (the saved rows are packed for its blocks).
 
     dout (T, B, H) C-contiguous, dhn (B, H). Returns
     dx (T, B, I), dh0 (B, H), dw_ih (3H, I), dw_hh (3H, H), db_ih, db_hh (3H,).
     into: None, or C-contiguous (3H, I), (3H, H) arrays that the weight
     gradients are added into; dw_ih and dw_hh are then returned as None.
+    Every product runs over the packed rows only: a padded position is never
+    read (NaN there reaches nothing) and gets exactly zero gradient.
     """
-    x, w_ih, w_hh, hs = cache["x"], cache["w_ih"], cache["w_hh"], cache["hs"]
-    T, B, I = x.shape
-    H = w_hh.shape[1]
-    nchunks = max(1, min(nchunks, B if by_batch else H))
+    x_rows, w_ih, w_hh, hs, order = cache["x"], cache["w_ih"], cache["w_hh"], cache["hs"], cache["order"]
+    nchunks = cache["nchunks"]
+    n_rows, I = x_rows.shape
+    T, B, H = dout.shape
     parallel = nchunks > 1
-    dtype = x.dtype
-    dh = np.array(dhn, dtype=dtype, order="C")
-    dxp = np.zeros((T, B, 3 * H), dtype)
-    d_rz = np.empty((T, B, 2 * H), dtype)
-    d_n = np.empty((T, B, H), dtype)
+    dtype = x_rows.dtype
+    dh = np.asarray(dhn, dtype)[order]
+    dxp = np.empty((n_rows, 3 * H), dtype)
+    d_rz = np.empty((n_rows, 2 * H), dtype)
+    d_n = np.empty((n_rows, H), dtype)
     _BACKWARD[parallel](dout, hs, cache["gate_r"], cache["gate_z"], cache["gate_n"], cache["n_aux"],
-                        np.ascontiguousarray(w_hh[:2 * H].T), np.ascontiguousarray(w_hh[2 * H:].T),
-                        cache["lengths"], cache["reverse"], cache["reset_after"], dh, dxp, d_rz, d_n,
-                        nchunks, by_batch)
+                        np.ascontiguousarray(w_hh[:2 * H].T), np.ascontiguousarray(w_hh[2 * H:].T), order,
+                        cache["lengths"], cache["counts"], cache["rows"], cache["reverse"], cache["reset_after"],
+                        dh, dxp, d_rz, d_n, nchunks, cache["by_batch"])
+    dh0 = np.empty_like(dh)
+    dh0[order] = dh
 
-    dxp2 = dxp.reshape(T * B, 3 * H)
-    h_prev = hs[:T].reshape(T * B, H)
-    n_input = h_prev if cache["reset_after"] else cache["n_aux"].reshape(T * B, H)
-    lengths = cache["lengths"]
-    if (lengths < T).any():
-        # A step past a length has dxp = 0, but its input must not reach dW_ih
-        # at all, as in a packed sequence: padding of NaN would give 0 * NaN.
-        x = np.where((np.arange(T)[:, None] < lengths)[:, :, None], x, 0)
-    dx = np.empty((T * B, I), dtype)
-    _MATMUL_ROWS[parallel](dxp2, w_ih, np.empty(0, dtype), dx, nchunks)
-    # The weight gradients sum over the T*B rows. Split over rows, each thread
-    # but the first sums into a weight-sized partial; with fewer rows than
-    # columns (B=1) that partial outweighs the rows themselves, and one thread
-    # does the product instead, straight into ``into`` when given (no
+    no_bias = np.empty(0, dtype)
+    gather = cache["gather"]
+    dx = (np.empty if n_rows == T * B else np.zeros)((T * B, I), dtype)
+    if gather is None:
+        _MATMUL_ROWS[parallel](dxp, w_ih, no_bias, dx[:n_rows], nchunks)
+    else:
+        dx[gather] = _MATMUL_ROWS[parallel](dxp, w_ih, no_bias, np.empty((n_rows, I), dtype), nchunks)
+    # The weight gradients sum over the packed rows. Split over rows, each
+    # thread but the first sums into a weight-sized partial; with fewer rows
+    # than columns (B=1) that partial outweighs the rows themselves, and one
+    # thread does the product instead, straight into ``into`` when given (no
     # weight-sized temporary at all: a training step's peak memory at B=1,
     # H=1024 is mostly these).
-    products = ((dxp2, x.reshape(T * B, I), 0, 3 * H, 0),
-                (d_rz.reshape(T * B, 2 * H), h_prev, 0, 2 * H, 1),
-                (d_n.reshape(T * B, H), n_input, 2 * H, 3 * H, 1))
+    n_input = hs if cache["reset_after"] else cache["n_aux"]
+    products = ((dxp, x_rows, 0, 3 * H, 0), (d_rz, hs, 0, 2 * H, 1), (d_n, n_input, 2 * H, 3 * H, 1))
     fresh = (np.empty((3 * H, I), dtype), np.empty((3 * H, H), dtype)) if into is None else (None, None)
     for rows, cols, lo, hi, which in products:
-        tn_chunks = nchunks if T * B >= cols.shape[1] else 1
+        tn_chunks = nchunks if n_rows >= cols.shape[1] else 1
         if into is not None and tn_chunks == 1:
             _ADD_MATMUL_TN(rows, cols, into[which][lo:hi])
         elif into is not None:
@@ -652,6 +763,6 @@ def backward(cache, dout, dhn, nchunks, by_batch, into=None):
         else:
             _MATMUL_TN[tn_chunks > 1](rows, cols, fresh[which][lo:hi], tn_chunks)
     dw_ih, dw_hh = fresh
-    db_ih = dxp2.sum(axis=0)
-    db_hh = np.concatenate((d_rz.reshape(T * B, 2 * H).sum(axis=0), d_n.reshape(T * B, H).sum(axis=0)))
-    return dx.reshape(T, B, I), dh, dw_ih, dw_hh, db_ih, db_hh
+    db_ih = dxp.sum(axis=0)
+    db_hh = np.concatenate((d_rz.sum(axis=0), d_n.sum(axis=0)))
+    return dx.reshape(T, B, I), dh0, dw_ih, dw_hh, db_ih, db_hh

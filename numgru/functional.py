@@ -11,7 +11,7 @@ from . import validation
 from .devices import (array_ops, cuda_kernels, cuda_strategy, is_cuda_array, lengths_to_host, resolve_device,
                       grad_input, sequence_input, state_input, to_user, _host_only)
 from .kernels import cpu
-from .threads import cpu_threads
+from .threads import cpu_threads, one_blas_thread
 
 
 class LayerCache:
@@ -48,7 +48,7 @@ def forward_layer(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, *, reverse=False, rese
         cache = LayerCache(device, has_bias, (T, B, H), kernel_cache) if training else None
         return out, hn, cache
     zeros = np.zeros(3 * H, dtype)
-    with cpu_threads(B, H, T, dtype.itemsize) as (nthreads, by_batch):
+    with cpu_threads(B, H, lengths.mean(), dtype.itemsize) as (nthreads, by_batch):
         out, hn, kernel_cache = cpu.forward(
             np.ascontiguousarray(x), np.ascontiguousarray(w_ih), np.ascontiguousarray(w_hh),
             np.ascontiguousarray(b_ih) if has_bias else zeros,
@@ -82,8 +82,8 @@ def backward_layer(cache, dout, dhn, into=None):
     else:
         dout = np.zeros((T, B, H), dtype) if dout is None else np.ascontiguousarray(dout)
         dhn = np.zeros((B, H), dtype) if dhn is None else dhn
-        with cpu_threads(B, H, T, dtype.itemsize) as (nthreads, by_batch):
-            dx, dh0, dw_ih, dw_hh, db_ih, db_hh = cpu.backward(cache.kernel, dout, dhn, nthreads, by_batch, into)
+        with one_blas_thread():     # the forward's split: the cache is packed for its blocks
+            dx, dh0, dw_ih, dw_hh, db_ih, db_hh = cpu.backward(cache.kernel, dout, dhn, into)
     if into is not None and dw_ih is not None:
         ops = array_ops(cache.device)
         ops.add_(into[0], dw_ih)

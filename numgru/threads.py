@@ -101,8 +101,10 @@ def cpu_plan(B, H, steps, itemsize, threads):
 class cpu_threads(one_blas_thread):
     """Context manager deciding who owns the cores for one recurrence; gives (blocks, by_batch).
 
-    ``steps``: how many steps the call runs (a stream passes 1, so that its
-    split, and with it its bits, do not depend on how the stream is cut);
+    ``steps``: how many steps a sequence runs, on average (the real work of
+    a ragged batch is B x steps sequence-steps: the kernels skip padding;
+    a stream passes 1, so that its split, and with it its bits, do not
+    depend on how the stream is cut);
     ``itemsize``: the bytes of a float. A recurrence is shared between
     Numba's threads by sequences (by_batch: each thread runs its own block
     of sequences through every step, one parallel region in all) at small H
