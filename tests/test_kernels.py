@@ -78,3 +78,17 @@ def test_float64_functions_are_exact_to_an_ulp():
     np.testing.assert_array_equal(exp64(specials), [np.inf, 0, np.nan, 1, 1, np.inf, 0, 0])
     t, _ = apply(np.array([-0.0, 1e-300, -1e-300]))
     assert np.signbit(t[0]) and t[1] == 1e-300 and t[2] == -1e-300
+
+
+def test_kernel_builds_have_their_own_cache_entries(monkeypatch):
+    """Numba names a cache entry after the function's qualified name: the serial and the parallel
+    build of a kernel get different names, both carrying the version and a digest of the sources,
+    which change when numgru's version does."""
+    import numgru
+    from numgru.kernels import cpu
+    serial, parallel = (cpu._FORWARD[p].py_func.__qualname__ for p in (False, True))
+    assert serial != parallel and "serial" in serial and "parallel" in parallel
+    assert cpu._CACHE_TAG in serial and cpu._CACHE_TAG in parallel
+    assert all(d._cache.__class__.__name__ != "NullCache" for d in (cpu._FORWARD[True], cpu._BACKWARD[False]))
+    monkeypatch.setattr(numgru, "__version__", "99.0")
+    assert cpu._cache_tag() != cpu._CACHE_TAG and "99_0" in cpu._cache_tag()
