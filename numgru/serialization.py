@@ -14,11 +14,17 @@ shapes and dtypes, and free-form metadata; each parameter is stored as
 ``param/<name>``. The write is atomic: the file is written to a temporary
 file in the same directory, flushed to disk, then renamed over the target,
 so a crash mid-write leaves either the old file or the new one, never a
-broken one. Reading checks every member's CRC and raises ``ModelFileError``
+broken one. Reading checks every member's CRC-32 and raises ``ModelFileError``
 (a ``ValueError``) naming the file for a truncated, corrupted, foreign or
-mismatched file.
+mismatched file. Nothing is decompressed beyond what the header lists: each
+member's size in the zip directory and its ``.npy`` header must match the
+listed shape and dtype (and the model its config builds) before its data is
+read, and reading stops at that size.
 """
+import collections
+import contextlib
 import json
+import math
 import os
 import tempfile
 import zipfile
@@ -31,6 +37,8 @@ FORMAT = "numgru-model"
 FORMAT_VERSION = 1
 HEADER_KEY = "__numgru__"
 PARAM_PREFIX = "param/"
+HEADER_MAX_BYTES = 16 << 20     # the JSON header (config, listing, metadata); numgru's own are a few kB
+READ_CHUNK = 1 << 20           # bytes decompressed per read of a parameter
 
 
 class ModelFileError(ValueError):
@@ -133,29 +141,105 @@ def _fsync_directory(directory):
         os.close(fd)
 
 
-def _read(path):
-    """(header dict, {name: array}) from a model file, or ModelFileError."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no numgru model file at {path!r}")
+@contextlib.contextmanager
+def _archive_errors(path):
+    """The errors of a damaged archive (BadZipFile, EOFError, zlib, struct and decoding errors) as ModelFileError."""
     try:
-        with zipfile.ZipFile(path) as zf:
-            bad = zf.testzip()          # reads every member and checks its CRC-32
-            if bad is not None:
-                raise ModelFileError(path, f"member {bad!r} is corrupted (CRC mismatch)")
-            names = zf.namelist()
+        yield
     except (ModelFileError, PermissionError, IsADirectoryError):
         raise
-    except Exception as err:    # BadZipFile, EOFError, OSError, struct and decoding errors of a damaged archive
+    except Exception as err:
         raise ModelFileError(path, f"not a readable .npz archive, the file is truncated or corrupted ({err})") from None
-    if HEADER_KEY + ".npy" not in names:
-        raise ModelFileError(path, f"no {HEADER_KEY!r} header: this .npz was not written by numgru.save")
+
+
+@contextlib.contextmanager
+def _crc_errors(path, info):
+    """zipfile's CRC-32 check of ``info`` failing (at the end of the member, or of a small one's first read)."""
     try:
-        with np.load(path, allow_pickle=False) as data:
-            header_json = str(data[HEADER_KEY][()])
-            arrays = {key[len(PARAM_PREFIX):]: data[key] for key in data.files if key.startswith(PARAM_PREFIX)}
-    except Exception as err:    # a member that passed its CRC but is not a valid .npy
-        raise ModelFileError(path, f"a member could not be read ({type(err).__name__}: {err})") from None
+        yield
+    except zipfile.BadZipFile as err:
+        if "CRC" not in str(err):
+            raise
+        raise ModelFileError(path, f"member {info.filename!r} is corrupted (CRC mismatch)") from None
+
+
+def _npy_header(path, zf, info):
+    """(shape, fortran_order, dtype, header bytes) of a ``.npy`` member, reading its header only."""
+    with _crc_errors(path, info), zf.open(info) as f:
+        try:
+            version = np.lib.format.read_magic(f)
+            if version not in ((1, 0), (2, 0)):
+                problem = f"is a .npy of format version {version[0]}.{version[1]}; numgru reads 1.0 and 2.0"
+            else:
+                read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                shape, fortran_order, dtype = read(f)
+                return shape, fortran_order, dtype, f.tell()
+        except ValueError as err:       # no .npy magic, or a header that does not parse
+            problem = f"is not a valid .npy ({err})"
+    raise ModelFileError(path, f"member {info.filename!r} {problem}")
+
+
+def _check_size(path, info, offset, nbytes, what):
+    """The zip directory's uncompressed size of a member must be its .npy header plus exactly ``nbytes``."""
+    if info.file_size != offset + nbytes:
+        raise ModelFileError(path, f"member {info.filename!r} declares {info.file_size} bytes uncompressed in the zip "
+                                   f"directory, but {what} makes a .npy of {offset + nbytes} bytes "
+                                   f"({offset} of .npy header and {nbytes} of data)")
+
+
+def _read_data(path, zf, info, shape, fortran_order, dtype, offset):
+    """The array of a member whose sizes were checked: reads its ``.npy`` header and data and no byte more."""
+    flat = np.empty(math.prod(shape), dtype)
+    raw = memoryview(flat.view(np.uint8))
+    with _crc_errors(path, info), zf.open(info) as f:
+        f.read(offset)
+        got = 0
+        while got < len(raw):
+            n = f.readinto(raw[got:got + READ_CHUNK])
+            if not n:
+                raise ModelFileError(path, f"member {info.filename!r} ends after {got} of its {len(raw)} bytes of data")
+            got += n
+        f.read(1)                       # at the end of the member: zipfile checks its CRC-32 here
+    if fortran_order:
+        return flat.reshape(shape[::-1]).T
+    return flat.reshape(shape)
+
+
+def _members(path, zf):
+    """(header ZipInfo, {parameter name: ZipInfo}) from the zip directory alone, nothing read."""
+    header_member = HEADER_KEY + ".npy"
+    names = collections.Counter(info.filename for info in zf.infolist())
+    twice = sorted(name for name, count in names.items() if count > 1)
+    if twice:
+        raise ModelFileError(path, f"members {twice} appear more than once in the archive")
+    if header_member not in names:
+        raise ModelFileError(path, f"no {HEADER_KEY!r} header: this .npz was not written by numgru.save")
+    params, unexpected = {}, []
+    for info in zf.infolist():
+        if info.filename.startswith(PARAM_PREFIX) and info.filename.endswith(".npy"):
+            params[info.filename[len(PARAM_PREFIX):-len(".npy")]] = info
+        elif info.filename != header_member:
+            unexpected.append(info.filename)
+    if unexpected:
+        raise ModelFileError(path, f"the file holds members {unexpected} that numgru.save does not write")
+    return zf.getinfo(header_member), params
+
+
+def _header_text(path, zf, info):
+    """The JSON text of the header member, its declared sizes checked before it is read."""
+    shape, fortran_order, dtype, offset = _npy_header(path, zf, info)
+    if shape != () or dtype.kind != "U":
+        raise ModelFileError(path, f"member {info.filename!r} declares {dtype.str} {list(shape)} in its .npy header, "
+                                   f"not the text scalar numgru.save writes")
+    if dtype.itemsize > HEADER_MAX_BYTES:
+        raise ModelFileError(path, f"member {info.filename!r} declares a header of {dtype.itemsize} bytes ({dtype.str}), "
+                                   f"more than the {HEADER_MAX_BYTES} numgru reads")
+    _check_size(path, info, offset, dtype.itemsize, f"its .npy header's {dtype.str} text scalar")
+    return str(_read_data(path, zf, info, shape, fortran_order, dtype, offset)[()])
+
+
+def _check_header(path, header_json):
+    """The parsed header, with its format, version, entries and parameter listing checked."""
     try:
         header = json.loads(header_json)
     except ValueError as err:
@@ -175,14 +259,53 @@ def _read(path):
         if key not in header:
             raise ModelFileError(path, f"the header has no {key!r} entry")
     listed = header["params"]
-    if not isinstance(listed, dict) or set(listed) != set(arrays):
-        names = sorted(listed) if isinstance(listed, dict) else listed
-        raise ModelFileError(path, f"the header lists parameters {names} but the file holds {sorted(arrays)}")
+    if not isinstance(listed, dict):
+        raise ModelFileError(path, f"the header lists parameters as {type(listed).__name__}, not a mapping")
     for name, info in listed.items():
-        if list(arrays[name].shape) != info.get("shape") or arrays[name].dtype.name != info.get("dtype"):
-            raise ModelFileError(path, f"parameter {name!r} is {arrays[name].dtype.name} {list(arrays[name].shape)}, "
-                                       f"the header says {info.get('dtype')} {info.get('shape')}")
-    return header, arrays
+        shape = info.get("shape") if isinstance(info, dict) else None
+        if (not isinstance(shape, list) or not isinstance(info.get("dtype"), str)
+                or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape)):
+            raise ModelFileError(path, f"the header's entry for parameter {name!r} is {info!r}, "
+                                       f"not {{'shape': [sizes], 'dtype': name}}")
+    return header
+
+
+def _read(path, prepare=None):
+    """(header dict, {name: array}, prepare(header) or None) from a model file, or ModelFileError.
+
+    Nothing is decompressed beyond what the header lists: before any data is
+    read, each parameter member's .npy header must give the listed shape and
+    dtype and its size in the zip directory must be that .npy header plus
+    exactly prod(shape) * itemsize bytes; reads stop there. ``prepare`` (load
+    builds the model and checks the listed shapes against it) runs on the
+    checked header before any parameter is read.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no numgru model file at {path!r}")
+    with _archive_errors(path):
+        zf = zipfile.ZipFile(path)
+    with zf:
+        with _archive_errors(path):
+            header_info, members = _members(path, zf)
+            header_json = _header_text(path, zf, header_info)
+        header = _check_header(path, header_json)
+        listed = header["params"]
+        if set(listed) != set(members):
+            raise ModelFileError(path, f"the header lists parameters {sorted(listed)} but the file holds {sorted(members)}")
+        prepared = None if prepare is None else prepare(header)
+        with _archive_errors(path):
+            declared = {}
+            for name, info in members.items():
+                shape, fortran_order, dtype, offset = _npy_header(path, zf, info)
+                want = f"{listed[name]['dtype']} {listed[name]['shape']}"
+                if dtype.hasobject or list(shape) != listed[name]["shape"] or dtype.name != listed[name]["dtype"]:
+                    raise ModelFileError(path, f"parameter {name!r}: member {info.filename!r} declares {dtype.name} "
+                                               f"{list(shape)} in its .npy header, the header lists {want}")
+                _check_size(path, info, offset, math.prod(shape) * dtype.itemsize, f"the header's {want}")
+                declared[name] = (shape, fortran_order, dtype, offset)
+            arrays = {name: _read_data(path, zf, members[name], *declared[name]) for name in members}
+    return header, arrays, prepared
 
 
 def read_header(path):
@@ -190,14 +313,8 @@ def read_header(path):
     return _read(path)[0]
 
 
-def load(path, device="auto", return_metadata=False):
-    """Rebuild the model saved at ``path`` (same class, config and weights) on ``device``.
-
-    With ``return_metadata=True`` returns (model, metadata). Raises
-    ``FileNotFoundError`` for a missing file and ``ModelFileError`` (a
-    ``ValueError`` naming the file) for anything unreadable or inconsistent.
-    """
-    header, arrays = _read(path)
+def _build(path, header, device):
+    """The model the header's kind and config describe, on ``device``, its parameter shapes checked against the listing."""
     classes = _model_classes()
     kind = header["kind"]
     if kind not in classes:
@@ -209,10 +326,27 @@ def load(path, device="auto", return_metadata=False):
         model = classes[kind](**config, device=device)
     except (TypeError, ValueError) as err:
         raise ModelFileError(path, f"its config {config} does not build a {kind}: {err}") from None
+    listed = {name: info["shape"] for name, info in header["params"].items()}
+    builds = {name: list(value.shape) for name, value in model.parameters().items()}
+    if listed != builds:
+        differences = [f"{name!r} is listed as {listed.get(name, 'absent')}, the config builds {builds.get(name, 'none')}"
+                       for name in sorted(set(listed) | set(builds)) if listed.get(name) != builds.get(name)]
+        raise ModelFileError(path, f"the weights do not match the {kind} its config describes: {'; '.join(differences)}")
+    return model
+
+
+def load(path, device="auto", return_metadata=False):
+    """Rebuild the model saved at ``path`` (same class, config and weights) on ``device``.
+
+    With ``return_metadata=True`` returns (model, metadata). Raises
+    ``FileNotFoundError`` for a missing file and ``ModelFileError`` (a
+    ``ValueError`` naming the file) for anything unreadable or inconsistent.
+    """
+    header, arrays, model = _read(path, prepare=lambda header: _build(path, header, device))
     try:
         model.load_state_dict(arrays)
     except (TypeError, ValueError) as err:
-        raise ModelFileError(path, f"the weights do not match the {kind} its config describes: {err}") from None
+        raise ModelFileError(path, f"the weights do not match the {header['kind']} its config describes: {err}") from None
     if return_metadata:
         return model, header["metadata"]
     return model

@@ -1,6 +1,11 @@
 """numgru.save / numgru.load: round trips, atomic writes, and a clear error naming the file for every broken file."""
+import io
 import json
 import os
+import re
+import time
+import tracemalloc
+import zipfile
 
 import numpy as np
 import pytest
@@ -200,3 +205,111 @@ def test_missing_file_and_unsupported_objects(tmp_path):
     with pytest.raises(TypeError, match="JSON-serialisable"):
         numgru.save(tmp_path / "x.npz", numgru.Linear(2, 1), metadata={"f": object()})
     assert not os.listdir(tmp_path)
+
+
+# A file must not make load allocate or decompress more than its header lists: these
+# members are small on disk (deflated zeros) but declare tens of MB or GB.
+BOMB_BYTES = 32 << 20
+
+
+def npy_header(shape, dtype):
+    out = io.BytesIO()
+    np.lib.format.write_array_header_1_0(out, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+                                               "fortran_order": False, "shape": tuple(shape)})
+    return out.getvalue()
+
+
+def zeros(nbytes, chunk=1 << 20):
+    while nbytes > 0:
+        yield bytes(min(chunk, nbytes))
+        nbytes -= chunk
+
+
+def rewrite(src, dst, replace):
+    """``src`` with the members named in ``replace`` swapped for the chunks given there, streamed through
+    zipfile's deflating writer (nothing of their declared size is held in memory)."""
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for info in zin.infolist():
+            if info.filename not in replace:
+                zout.writestr(info, zin.read(info))
+                continue
+            with zout.open(_deflated(info.filename), "w", force_zip64=True) as w:
+                for part in replace[info.filename]:
+                    w.write(part)
+    return dst
+
+
+def _deflated(name):
+    info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))
+    info.compress_type = zipfile.ZIP_DEFLATED
+    return info
+
+
+def expect_cheap_error(path, match, load=numgru.load):
+    """The error comes fast, without allocating more than a few MB, and says what is wrong."""
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        with pytest.raises(ModelFileError) as info:
+            load(path)
+        seconds = time.perf_counter() - start
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20, f"loading allocated {peak / 2 ** 20:.1f} MiB before failing with {info.value}"
+    assert seconds < 5.0
+    assert re.search(match, str(info.value)), str(info.value)
+    assert str(path) in str(info.value)
+    return info.value
+
+
+def test_a_member_whose_npy_header_declares_a_huge_array(saved, tmp_path):
+    member = "param/gru.weight_hh_l0.npy"                   # the header lists float32 [24, 8]
+    huge = rewrite(saved, tmp_path / "huge.npz", {member: [npy_header((20000, 20000), "float64"), bytes(4096)]})
+    err = expect_cheap_error(huge, r"member 'param/gru.weight_hh_l0.npy' declares float64 \[20000, 20000\] "
+                                   r"in its .npy header, the header lists float32 \[24, 8\]")
+    bomb = rewrite(saved, tmp_path / "bomb.npz",
+                   {member: [npy_header((BOMB_BYTES // 8 // 1024, 1024), "float64"), *zeros(BOMB_BYTES)]})
+    assert bomb.stat().st_size < BOMB_BYTES // 100
+    expect_cheap_error(bomb, r"declares float64 \[4096, 1024\] in its .npy header, the header lists float32 \[24, 8\]")
+    assert "gru.weight_hh_l0" in str(err)
+
+
+def test_a_member_whose_zip_size_is_larger_than_its_npy_header_says(saved, tmp_path):
+    member = "param/gru.weight_hh_l0.npy"
+    with np.load(saved) as data:
+        good = data["param/gru.weight_hh_l0"]
+    header = npy_header(good.shape, good.dtype)
+    padded = rewrite(saved, tmp_path / "padded.npz", {member: [header, good.tobytes(), *zeros(BOMB_BYTES)]})
+    with zipfile.ZipFile(padded) as zf:
+        assert zf.getinfo(member).file_size == len(header) + good.nbytes + BOMB_BYTES
+    expect_cheap_error(padded, rf"member 'param/gru.weight_hh_l0.npy' declares {len(header) + good.nbytes + BOMB_BYTES} "
+                               rf"bytes uncompressed in the zip directory, but the header's float32 \[24, 8\] makes a "
+                               rf".npy of {len(header) + good.nbytes} bytes")
+    exact = rewrite(saved, tmp_path / "exact.npz", {member: [header, good.tobytes()]})    # deflated, right size: fine
+    assert np.array_equal(numgru.load(exact).state_dict()["gru.weight_hh_l0"], good)
+
+
+def test_a_header_that_declares_a_huge_text(saved, tmp_path):
+    huge = rewrite(saved, tmp_path / "text.npz", {"__numgru__.npy": [npy_header((), "<U100000000"), bytes(4096)]})
+    expect_cheap_error(huge, r"member '__numgru__.npy' declares a header of 400000000 bytes")
+    expect_cheap_error(huge, "more than the", load=serialization.read_header)
+
+
+def test_a_listing_that_agrees_with_a_huge_member_but_not_with_the_config(saved, tmp_path):
+    """Editing the header to list the bomb's shape does not help: load compares the listing with
+    the model the config builds before it reads any parameter."""
+    header, params = good_parts(saved)
+    header["params"]["gru.weight_hh_l0"] = {"shape": [BOMB_BYTES // 8 // 1024, 1024], "dtype": "float64"}
+    listed = tmp_path / "listed.npz"
+    write_raw(listed, header, params)
+    bomb = rewrite(listed, tmp_path / "bomb.npz", {"param/gru.weight_hh_l0.npy": [
+        npy_header((BOMB_BYTES // 8 // 1024, 1024), "float64"), *zeros(BOMB_BYTES)]})
+    expect_cheap_error(bomb, r"the weights do not match the GRUModel its config describes: "
+                             r"'gru.weight_hh_l0' is listed as \[4096, 1024\], the config builds \[24, 8\]")
+
+
+def test_members_numgru_does_not_write_are_refused(saved, tmp_path):
+    with zipfile.ZipFile(saved, "a") as zf:
+        zf.writestr("extra.npy", b"anything")
+    expect_error(saved, r"the file holds members \['extra.npy'\] that numgru.save does not write")
