@@ -635,23 +635,25 @@ def _packing(lengths, T, blocks):
     rows are x's first ones as they lie (equal lengths).
     """
     B = lengths.shape[0]
-    equal = bool((lengths == lengths[0]).all())
-    if equal:
-        order = np.arange(B)
-        starts = np.array([k * B // blocks for k in range(blocks)])
-    else:
-        by_length = np.argsort(-lengths, kind="stable")
-        dealt = [by_length[k::blocks] for k in range(blocks)]
-        order = np.concatenate(dealt)
-        starts = np.cumsum([0] + [len(d) for d in dealt[:-1]])
+    if (lengths == lengths[0]).all():
+        # arithmetic, no (T, B) table: at B=1 this set-up is a good part of a call
+        length = int(lengths[0])
+        bounds = [k * B // blocks for k in range(blocks + 1)]
+        counts = np.zeros((T + 1, blocks), np.int64)
+        counts[:length] = [hi - lo for lo, hi in zip(bounds, bounds[1:])]
+        rows = np.arange(0, (T + 1) * B, B).reshape(T + 1, 1) + bounds[:-1]
+        rows[length:] = length * B
+        return np.arange(B), counts, rows, None
+    by_length = np.argsort(-lengths, kind="stable")
+    dealt = [by_length[k::blocks] for k in range(blocks)]
+    order = np.concatenate(dealt)
+    starts = np.cumsum([0] + [len(d) for d in dealt[:-1]])
     running = np.arange(T)[:, None] < lengths[order]          # (T, B): step s of position p is real
     counts = np.zeros((T + 1, blocks), np.int64)
     counts[:T] = np.add.reduceat(running, starts, axis=1, dtype=np.int64)
     rows = np.zeros((T + 1) * blocks, np.int64)
     np.cumsum(counts.ravel()[:-1], out=rows[1:])
     rows = rows.reshape(T + 1, blocks)
-    if equal:
-        return order, counts, rows, None
     steps, positions = np.nonzero(running)                     # row-major: exactly the packed order
     return order, counts, rows, steps * B + order[positions]
 
