@@ -1,6 +1,6 @@
 """The command line: ``python -m numgru train | predict | info | bench`` (also installed as ``numgru``).
 
-    python -m numgru train                      # adding problem T=50: about a minute on 2 cores, once compiled
+    python -m numgru train                      # adding problem T=50: 1-3 minutes on 2 cores, once compiled
     python -m numgru train --task sunspots --epochs 100 --out runs/
     python -m numgru predict numgru-out/adding.npz numgru-out/adding-inputs.npy
     python -m numgru info
