@@ -31,7 +31,6 @@ Under ``NUMBA_ENABLE_CUDASIM=1`` the simulator runs these kernels on the CPU
 The array helpers at the end (``asarray``, ``to_host``, ``add`` ...) let the
 layers run on device arrays without going through the host.
 """
-import math
 import warnings
 
 import numpy as np
