@@ -44,11 +44,11 @@ from .models import GRUModel
 from .streaming import GRUStream
 from .interop import from_keras, from_torch, to_keras, to_torch
 from .onnx_io import export_onnx, import_onnx, import_onnx_operators
-from . import losses, optim, tasks
+from . import losses, optim, tasks, text
 from .training import History, evaluate, fit, predict
 from .serialization import ModelFileError, load, save
 
 __all__ = ["GRU", "GRUCell", "GRUStream", "gru_forward", "gru_backward", "no_grad", "Linear", "GRUModel",
-           "losses", "optim", "tasks", "fit", "evaluate", "predict", "History", "save", "load",
+           "losses", "optim", "tasks", "text", "fit", "evaluate", "predict", "History", "save", "load",
            "ModelFileError", "from_torch", "to_torch", "from_keras", "to_keras", "export_onnx",
            "import_onnx", "import_onnx_operators", "__version__"]

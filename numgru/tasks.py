@@ -24,6 +24,7 @@ test, never overlapping) and standardised with the training segment's mean
 and standard deviation; ``task.scaling`` holds them, so predictions can be
 mapped back with ``pred * scaling["std"] + scaling["mean"]``.
 """
+import lzma
 import os
 from dataclasses import dataclass, field
 
@@ -32,7 +33,7 @@ import numpy as np
 from . import validation
 
 __all__ = ["Task", "TASKS", "load", "pattern", "adding", "copy_memory", "mackey_glass", "sunspots", "waveforms",
-           "mackey_glass_series", "sunspots_series"]
+           "mackey_glass_series", "sunspots_series", "shakespeare_text", "sentiment_sentences"]
 
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 
@@ -227,6 +228,30 @@ def sunspots_series():
     path = os.path.join(DATA_DIR, "sunspots_yearly.csv")
     data = np.loadtxt(path, delimiter=",", skiprows=1)
     return data[:, 0].astype(np.int64), data[:, 1]
+
+
+def _read_xz(name):
+    """A UTF-8 text file of numgru/data/ compressed with lzma (made by scripts/make_text_data.py)."""
+    with lzma.open(os.path.join(DATA_DIR, name)) as f:
+        return f.read().decode("utf-8")
+
+
+def shakespeare_text():
+    """Tiny Shakespeare (char-rnn's corpus): one str of 1,115,394 characters, from numgru/data/ (see its README)."""
+    return _read_xz("tinyshakespeare.txt.xz")
+
+
+def sentiment_sentences():
+    """Kotzias et al.'s 3,000 review sentences -> (sentences, labels int64 (3000,), sources).
+
+    Labels are 1 (positive) and 0 (negative), 500 of each per source; sources are
+    "amazon", "imdb", "yelp", 1,000 sentences each, in that order. Sentences are
+    exactly as published (imdb's end in two spaces). From numgru/data/ (see its README).
+    """
+    lines = _read_xz("sentiment_sentences.tsv.xz").split("\n")   # "\n" only: sentences hold U+0085 (NEL)
+    rows = [line.split("\t", 2) for line in lines[1:-1]]            # header first, a final line feed last
+    sources, labels, sentences = zip(*rows)
+    return list(sentences), np.array(labels, np.int64), list(sources)
 
 
 def _forecast_task(name, description, series, window, horizon, fractions, recipe, params):
