@@ -541,6 +541,26 @@ def _stream_chunk(x, w_ih, w_hh, b_ih, b_hh, h, lengths, reset_after, nchunks, b
     return out
 
 
+# ----------------------------------------------------------------- embedding
+#
+# The backward of an embedding lookup adds each token's gradient row into
+# the weight row of its id. Ids repeat, so splitting the tokens between
+# threads would race on a row; the columns are split instead: each thread
+# owns a block of the embedding dimension and runs over every token in
+# order, so each entry sums its tokens in the same order whatever the split
+# (the same bits at every thread count, the serial build included).
+
+def _embedding_backward(ids, grad, out, padding_idx, nchunks):
+    """out[ids[t]] += grad[t] for every token t whose id is not padding_idx (-1: none), by column blocks."""
+    for k in prange(nchunks):
+        lo, hi = _block(k, nchunks, grad.shape[1])
+        for t in range(ids.shape[0]):
+            row = ids[t]
+            if row != padding_idx:
+                for j in range(lo, hi):
+                    out[row, j] += grad[t, j]
+
+
 # ------------------------------------------------------------------ builds
 
 # Kernels (the functions the wrappers call) are cached on disk by Numba: the
@@ -613,6 +633,7 @@ _FORWARD = _build(_forward_recurrence)
 _forward_parallel, _forward_serial = _FORWARD[True], _FORWARD[False]     # called by _stream_chunk
 _BACKWARD = _build(_backward_recurrence)
 _STREAM = _kernel(_stream_chunk)
+_EMBEDDING_BACKWARD = _build(_embedding_backward)
 # The packed layout's row lookups ("Packed rows" above).
 _state_rows = njit(**NJIT_OPTIONS)(_state_rows)
 _state_after = njit(**NJIT_OPTIONS)(_state_after)
@@ -768,3 +789,15 @@ def backward(cache, dout, dhn, into=None):
     db_ih = dxp.sum(axis=0)
     db_hh = np.concatenate((d_rz.sum(axis=0), d_n.sum(axis=0)))
     return dx.reshape(T, B, I), dh0, dw_ih, dw_hh, db_ih, db_hh
+
+
+def embedding_backward(ids_flat, grad_2d, grad_weight, padding_idx, nchunks=1):
+    """grad_weight[ids_flat[t]] += grad_2d[t] for every token t, skipping the row padding_idx (None: none).
+
+    ids_flat int64 (n,) in [0, N); grad_2d (n, D) and grad_weight (N, D)
+    C-contiguous, of one float dtype. nchunks: the number of column blocks,
+    one per thread (1: the serial build); the bits do not depend on it.
+    """
+    nchunks = max(1, min(nchunks, grad_2d.shape[1]))
+    _EMBEDDING_BACKWARD[nchunks > 1](ids_flat, grad_2d, grad_weight, -1 if padding_idx is None else padding_idx,
+                                     nchunks)

@@ -40,6 +40,7 @@ from .functional import gru_backward, gru_forward
 from .grad_mode import no_grad
 from .gru import GRU, GRUCell
 from .linear import Linear
+from .embedding import Embedding
 from .models import GRUModel
 from .streaming import GRUStream
 from .interop import from_keras, from_torch, to_keras, to_torch
@@ -48,7 +49,7 @@ from . import losses, optim, tasks, text
 from .training import History, evaluate, fit, predict
 from .serialization import ModelFileError, load, save
 
-__all__ = ["GRU", "GRUCell", "GRUStream", "gru_forward", "gru_backward", "no_grad", "Linear", "GRUModel",
+__all__ = ["GRU", "GRUCell", "GRUStream", "gru_forward", "gru_backward", "no_grad", "Linear", "Embedding", "GRUModel",
            "losses", "optim", "tasks", "text", "fit", "evaluate", "predict", "History", "save", "load",
            "ModelFileError", "from_torch", "to_torch", "from_keras", "to_keras", "export_onnx",
            "import_onnx", "import_onnx_operators", "__version__"]

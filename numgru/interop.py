@@ -3,15 +3,16 @@
 numgru (like PyTorch) stacks the three gates of a GRU weight as (r, z, n);
 Keras and ONNX stack them as (z, r, h), their h being numgru's n.
 
-PyTorch: ``from_torch``/``to_torch`` convert ``nn.GRU``/``nn.GRUCell`` modules (same
-names and layouts, so only the configuration needs translating; torch is imported
-only when they are called). Keras: ``from_keras``/``to_keras`` exchange the lists of
+PyTorch: ``from_torch``/``to_torch`` convert ``nn.GRU``/``nn.GRUCell``/``nn.Embedding``
+modules (same names and layouts, so only the configuration needs translating; torch is
+imported only when they are called). Keras: ``from_keras``/``to_keras`` exchange the lists of
 arrays of ``layer.get_weights()``/``set_weights()``, with no TensorFlow needed.
 All of them copy: the result shares no memory with what they were given.
 """
 import numpy as np
 
 from . import validation
+from .embedding import Embedding
 from .gru import GRU, GRUCell
 
 NUMGRU_GATES = ("r", "z", "n")
@@ -45,16 +46,20 @@ def _import_torch(caller):
 
 
 def from_torch(module, *, device="cpu"):
-    """A ``torch.nn.GRU`` -> ``numgru.GRU``, a ``torch.nn.GRUCell`` -> ``numgru.GRUCell``.
+    """A ``torch.nn.GRU`` -> ``numgru.GRU``, a ``torch.nn.GRUCell`` -> ``numgru.GRUCell``,
+    a ``torch.nn.Embedding`` -> ``numgru.Embedding``.
 
-    Same configuration (sizes, layers, bias, batch_first, dropout, bidirectional),
-    PyTorch's reset_after=True form, the module's dtype (float32 or float64), its
-    train/eval mode, and a copy of its weights, bit for bit: the parameter names
-    and layouts are the same, so its state_dict loads as is.
+    Same configuration (sizes, layers, bias, batch_first, dropout, bidirectional;
+    an embedding's padding_idx), PyTorch's reset_after=True form, the module's
+    dtype (float32 or float64), its train/eval mode, and a copy of its weights,
+    bit for bit: the parameter names and layouts are the same, so its state_dict
+    loads as is. An embedding's max_norm and scale_grad_by_freq, which numgru
+    does not implement, are refused rather than dropped.
     """
     torch = _import_torch("from_torch")
-    if not isinstance(module, (torch.nn.GRU, torch.nn.GRUCell)):
-        raise TypeError(f"module must be a torch.nn.GRU or torch.nn.GRUCell, got {type(module).__name__}")
+    if not isinstance(module, (torch.nn.GRU, torch.nn.GRUCell, torch.nn.Embedding)):
+        raise TypeError("module must be a torch.nn.GRU, torch.nn.GRUCell or torch.nn.Embedding, "
+                        f"got {type(module).__name__}")
     dtypes = {torch.float32: "float32", torch.float64: "float64"}
     weight_dtype = next(module.parameters()).dtype
     if weight_dtype not in dtypes:
@@ -65,6 +70,12 @@ def from_torch(module, *, device="cpu"):
         converted = GRU(module.input_size, module.hidden_size, num_layers=module.num_layers, bias=module.bias,
                         batch_first=module.batch_first, dropout=module.dropout,
                         bidirectional=module.bidirectional, dtype=dtype, device=device)
+    elif isinstance(module, torch.nn.Embedding):
+        if module.max_norm is not None or module.scale_grad_by_freq:
+            raise ValueError(f"module has max_norm={module.max_norm}, scale_grad_by_freq={module.scale_grad_by_freq}: "
+                             "numgru.Embedding implements neither (use max_norm=None, scale_grad_by_freq=False)")
+        converted = Embedding(module.num_embeddings, module.embedding_dim, padding_idx=module.padding_idx,
+                              dtype=dtype, device=device)
     else:
         converted = GRUCell(module.input_size, module.hidden_size, bias=module.bias, dtype=dtype, device=device)
     converted.load_state_dict(module.state_dict())
@@ -72,28 +83,31 @@ def from_torch(module, *, device="cpu"):
 
 
 def to_torch(gru):
-    """A ``numgru.GRU`` -> ``torch.nn.GRU``, a ``numgru.GRUCell`` -> ``torch.nn.GRUCell``, on torch's CPU.
+    """A ``numgru.GRU`` -> ``torch.nn.GRU``, a ``numgru.GRUCell`` -> ``torch.nn.GRUCell``,
+    a ``numgru.Embedding`` -> ``torch.nn.Embedding`` (padding_idx kept), on torch's CPU.
 
     Same configuration, dtype, train/eval mode and weights (bit for bit; a CUDA
     model's weights are fetched through ``state_dict()``). PyTorch computes only
     the reset_after=True form, so a reset_after=False model is refused.
     """
     torch = _import_torch("to_torch")
-    if not isinstance(gru, (GRU, GRUCell)):
-        raise TypeError(f"gru must be a numgru.GRU or numgru.GRUCell, got {type(gru).__name__}")
-    if not gru.reset_after:
+    if not isinstance(gru, (GRU, GRUCell, Embedding)):
+        raise TypeError(f"gru must be a numgru.GRU, numgru.GRUCell or numgru.Embedding, got {type(gru).__name__}")
+    if not isinstance(gru, Embedding) and not gru.reset_after:
         raise ValueError(f"gru has reset_after=False (Cho et al.'s n = tanh(W_in x + b_in + W_hn (r*h) + b_hn)), "
                          f"which has no torch equivalent: torch.nn.{type(gru).__name__} computes only the "
                          "reset_after=True form")
     # Built on the meta device: no random initialisation, which would be overwritten
     # anyway and would draw from the user's global torch generator.
-    options = dict(bias=gru.bias, dtype=getattr(torch, gru.dtype.name), device="meta")
-    if isinstance(gru, GRU):
+    options = dict(dtype=getattr(torch, gru.dtype.name), device="meta")
+    if isinstance(gru, Embedding):
+        module = torch.nn.Embedding(gru.num_embeddings, gru.embedding_dim, padding_idx=gru.padding_idx, **options)
+    elif isinstance(gru, GRU):
         module = torch.nn.GRU(gru.input_size, gru.hidden_size, num_layers=gru.num_layers,
                               batch_first=gru.batch_first, dropout=gru.dropout,
-                              bidirectional=gru.bidirectional, **options)
+                              bidirectional=gru.bidirectional, bias=gru.bias, **options)
     else:
-        module = torch.nn.GRUCell(gru.input_size, gru.hidden_size, **options)
+        module = torch.nn.GRUCell(gru.input_size, gru.hidden_size, bias=gru.bias, **options)
     module = module.to_empty(device="cpu")
     module.load_state_dict({name: torch.from_numpy(value) for name, value in gru.state_dict().items()})
     return module.train(gru.training)

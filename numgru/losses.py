@@ -1,9 +1,10 @@
-"""Loss functions: pure functions ``(pred, target) -> (loss, dloss/dpred)`` with mean reduction.
+"""Loss functions: pure functions ``(pred, target) -> (loss, dloss/dpred)``, mean reduction by default.
 
 Each returns the loss as a Python float and its gradient with respect to the
 prediction as an array of the prediction's shape and dtype, ready for
 ``model.backward``. Without a mask, the numbers are those of
-``torch.nn.functional.mse_loss`` and ``cross_entropy`` (``reduction="mean"``).
+``torch.nn.functional.mse_loss``, ``cross_entropy`` and
+``binary_cross_entropy_with_logits`` (``reduction="mean"``).
 
 ``mask`` (optional) covers the leading dimensions of the prediction, for
 example (B, T) for a (B, T, C) many-to-many output with padded steps: only
@@ -13,7 +14,7 @@ import numpy as np
 
 from . import validation
 
-__all__ = ["mse", "cross_entropy", "LOSSES", "get"]
+__all__ = ["mse", "cross_entropy", "binary_cross_entropy_with_logits", "LOSSES", "get"]
 
 
 def mse(pred, target, mask=None):
@@ -39,22 +40,41 @@ def mse(pred, target, mask=None):
     return loss, grad
 
 
-def cross_entropy(logits, labels, mask=None):
-    """Softmax cross-entropy between logits (..., C) and integer labels (...), averaged over samples.
+def cross_entropy(logits, labels, mask=None, *, lengths=None, ignore_index=None, batch_first=False,
+                  reduction="mean"):
+    """Softmax cross-entropy between logits (..., C) and integer labels (...), over the counted positions.
 
     The class dimension is the LAST one (NumPy's natural layout; torch puts it
-    second for N-D inputs). Returns (loss, dlogits) with
-    dlogits = (softmax(logits) - onehot(labels)) / count.
+    second for N-D inputs). A position counts unless ``mask`` is False there,
+    it lies past its sequence's length, or its label is ``ignore_index``:
+    mask: bools of shape ``labels.shape``, or None;
+    lengths: ints (B,), for 3-D logits (T, B, C), or (B, T, C) with
+        ``batch_first=True``: steps t >= lengths[b] do not count (0 allowed);
+    ignore_index: a label value that does not count (it may lie outside
+        [0, C)), as torch's.
+    reduction: "mean" (the sum over counted positions / their number, torch's)
+        or "sum". No counted position at all raises ValueError.
+    Returns (loss, dlogits) with dlogits = (softmax(logits) - onehot(labels)) / count
+    at counted positions ("sum": not divided) and exactly 0 elsewhere. The
+    log-sum-exp subtracts each row's max, so logits of any size stay finite;
+    float32 logits give float32 gradients, the loss is summed in float64.
     """
     logits = _as_prediction("logits", logits)
     if logits.ndim < 1 or logits.shape[-1] < 1:
         raise ValueError(f"logits must have shape (..., num_classes), got {logits.shape}")
     C = logits.shape[-1]
-    labels = validation.check_labels("labels", labels, logits.shape[:-1], C)
+    validation.check_choice("reduction", reduction, REDUCTIONS)
+    if ignore_index is not None:
+        ignore_index = validation.check_integer("ignore_index", ignore_index)
+    labels = validation.check_labels("labels", labels, logits.shape[:-1], C, ignore_index)
+    if labels.size == 0:
+        raise ValueError(f"logits must hold at least one sample, got shape {logits.shape}")
+    counted = _counted_positions(logits.shape, labels, mask, lengths, ignore_index, batch_first)
     flat = logits.reshape(-1, C)
     flat_labels = labels.reshape(-1)
-    if flat.shape[0] == 0:
-        raise ValueError(f"logits must hold at least one sample, got shape {logits.shape}")
+    if counted is not None:
+        counted = counted.reshape(-1)
+        flat_labels = np.where(counted, flat_labels, 0)   # an ignored label may lie outside [0, C)
     shifted = flat - flat.max(axis=1, keepdims=True)
     exp = np.exp(shifted)
     sums = exp.sum(axis=1, keepdims=True)
@@ -62,23 +82,57 @@ def cross_entropy(logits, labels, mask=None):
     nll = np.log(sums[:, 0]) - shifted[rows, flat_labels]
     grad = exp / sums
     grad[rows, flat_labels] -= 1
-    if mask is None:
+    if counted is None:
         count = flat.shape[0]
     else:
-        mask = validation.check_mask("mask", mask, labels.shape).reshape(-1)
-        count = int(mask.sum())
-        nll = nll[mask]
-        grad *= mask[:, None]
-    loss = float(nll.sum(dtype=np.float64)) / count
-    grad *= grad.dtype.type(1.0 / count)
+        count = int(counted.sum())
+        nll = nll[counted]
+        grad[~counted] = 0        # assigned, not multiplied: a NaN at an uncounted position reaches nothing
+    loss = float(nll.sum(dtype=np.float64))
+    if reduction == "mean":
+        loss /= count
+        grad *= grad.dtype.type(1.0 / count)
     return loss, grad.reshape(logits.shape)
 
 
-LOSSES = {"mse": mse, "cross_entropy": cross_entropy}
+def binary_cross_entropy_with_logits(logits, targets, mask=None, reduction="mean"):
+    """Sigmoid cross-entropy between logits and float targets of the same shape, as torch's.
+
+    Element-wise max(x, 0) - x y + log1p(exp(-|x|)): finite for logits of
+    any size. mask: bools over the leading dimensions of logits, or None;
+    reduction: "mean" over the (unmasked) elements, or "sum".
+    Returns (loss, dlogits) with dlogits = (sigmoid(x) - y) / count ("sum":
+    not divided), exactly 0 at masked positions.
+    """
+    x = _as_prediction("logits", logits)
+    y = validation.check_target("targets", targets, x.shape, x.dtype)
+    validation.check_choice("reduction", reduction, REDUCTIONS)
+    if x.size == 0:
+        raise ValueError(f"logits must hold at least one element, got shape {x.shape}")
+    e = np.exp(-np.abs(x))
+    elementwise = np.maximum(x, 0) - x * y + np.log1p(e)
+    grad = np.where(x >= 0, 1, e) / (1 + e) - y          # sigmoid(x) - y without overflow
+    if mask is None:
+        count = x.size
+        loss = float(elementwise.sum(dtype=np.float64))
+    else:
+        mask = _leading_mask(mask, x.shape)
+        count = int(mask.sum()) * int(np.prod(x.shape[mask.ndim:], dtype=np.int64))
+        loss = float(elementwise[mask].sum(dtype=np.float64))
+        grad[~mask] = 0
+    if reduction == "mean":
+        loss /= count
+        grad *= grad.dtype.type(1.0 / count)
+    return loss, grad.astype(x.dtype, copy=False)
+
+
+REDUCTIONS = ("mean", "sum")
+LOSSES = {"mse": mse, "cross_entropy": cross_entropy,
+          "binary_cross_entropy_with_logits": binary_cross_entropy_with_logits}
 
 
 def get(loss):
-    """A loss by name ('mse', 'cross_entropy') or a callable returning (loss, grad), unchanged."""
+    """A loss by name (a key of ``LOSSES``) or a callable returning (loss, grad), unchanged."""
     if callable(loss):
         return loss
     if isinstance(loss, str) and loss in LOSSES:
@@ -99,3 +153,23 @@ def _leading_mask(mask, shape):
     if ndim == 0 or ndim > len(shape):
         raise ValueError(f"mask must cover the leading dimensions of pred {shape}, got shape {np.shape(mask)}")
     return validation.check_mask("mask", mask, shape[:ndim])
+
+
+def _counted_positions(shape, labels, mask, lengths, ignore_index, batch_first):
+    """Where every one of mask, lengths and ignore_index lets a position count (bools of labels' shape), or None."""
+    counted = validation.check_mask("mask", mask, labels.shape)
+    if lengths is not None:
+        if labels.ndim != 2:
+            layout = "(B, T, C) with batch_first=True" if batch_first else "(T, B, C)"
+            raise ValueError(f"lengths needs 3-D logits {layout}, got logits of shape {shape}")
+        T, B = labels.shape[::-1] if batch_first else labels.shape
+        within = np.arange(T)[:, None] < validation.check_lengths(lengths, B, T, minimum=0)
+        within = within.T if batch_first else within
+        counted = within if counted is None else counted & within
+    if ignore_index is not None:
+        kept = labels != ignore_index
+        counted = kept if counted is None else counted & kept
+    if counted is not None and not counted.any():
+        raise ValueError("no position counts: mask, lengths and ignore_index leave no token for the loss "
+                         "(a loss over nothing is undefined)")
+    return counted

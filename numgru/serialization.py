@@ -56,10 +56,11 @@ def _numgru_version():
 
 
 def _model_classes():
+    from .embedding import Embedding
     from .gru import GRU, GRUCell
     from .linear import Linear
     from .models import GRUModel
-    return {"GRU": GRU, "GRUCell": GRUCell, "Linear": Linear, "GRUModel": GRUModel}
+    return {"GRU": GRU, "GRUCell": GRUCell, "Linear": Linear, "Embedding": Embedding, "GRUModel": GRUModel}
 
 
 def _config_of(model):

@@ -249,18 +249,57 @@ def check_target(name, target, expected_shape, dtype):
     return arr
 
 
-def check_labels(name, labels, expected_shape, num_classes):
-    """Class labels: integers in [0, num_classes) of exactly ``expected_shape`` -> int64 array."""
-    arr = _to_numpy(name, labels)
-    if arr.dtype.kind not in "iu":
-        raise TypeError(f"{name} must be an array of integer class indices, got dtype {arr.dtype.name}")
+def check_labels(name, labels, expected_shape, num_classes, ignore_index=None):
+    """Class labels: integers in [0, num_classes) of exactly ``expected_shape`` -> int64 array.
+
+    Labels equal to ``ignore_index`` (an int, or None) may lie anywhere, as in torch.
+    """
+    arr = _integer_array(name, labels, "class indices")
     if arr.shape != tuple(expected_shape):
         raise ValueError(f"{name} must have shape {tuple(expected_shape)} (the logits' shape without the class "
                          f"dimension), got {arr.shape}")
-    if arr.size and (arr.min() < 0 or arr.max() >= num_classes):
-        raise ValueError(f"{name} must lie in [0, {num_classes}) for {num_classes} classes, "
-                         f"got min {arr.min()} and max {arr.max()}")
+    counted = arr if ignore_index is None else arr[arr != ignore_index]
+    besides = "" if ignore_index is None else f" (besides ignore_index={ignore_index})"
+    _check_index_range(name, counted, num_classes, f"{num_classes} classes{besides}")
     return arr.astype(np.int64, copy=False)
+
+
+def check_ids(name, ids, num_embeddings):
+    """Token ids: integers in [0, num_embeddings), any shape -> int64 array (may share the caller's memory)."""
+    arr = _integer_array(name, ids, "token ids")
+    _check_index_range(name, arr, num_embeddings, f"num_embeddings={num_embeddings}")
+    return arr.astype(np.int64, copy=False)
+
+
+def check_padding_idx(padding_idx, num_embeddings):
+    """torch.nn.Embedding's padding_idx: None, or an int in [-N, N) -> None or its index in [0, N)."""
+    if padding_idx is None:
+        return None
+    padding_idx = check_integer("padding_idx", padding_idx)
+    if not -num_embeddings <= padding_idx < num_embeddings:
+        raise ValueError(f"padding_idx must lie in [-{num_embeddings}, {num_embeddings}) for "
+                         f"num_embeddings={num_embeddings}, got {padding_idx}")
+    return padding_idx % num_embeddings
+
+
+def check_integer(name, value):
+    """An integer of any sign (not a bool) -> int."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    return int(value)
+
+
+def _integer_array(name, value, what):
+    """An integer array (bool, float, complex and object arrays refused: no silent casts)."""
+    arr = _to_numpy(name, value)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be an array of integer {what}, got dtype {arr.dtype.name}")
+    return arr
+
+
+def _check_index_range(name, arr, size, what):
+    if arr.size and (arr.min() < 0 or arr.max() >= size):
+        raise ValueError(f"{name} must lie in [0, {size}) for {what}, got min {arr.min()} and max {arr.max()}")
 
 
 def check_mask(name, mask, leading_shape):
