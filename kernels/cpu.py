@@ -500,6 +500,97 @@ def _backward_recurrence(dout, hs, gate_r, gate_z, gate_n, n_aux, wt_rz, wt_n, o
                      buffer[k], row[k])
 
 
+# ---------------------------------------------------------------- generation
+#
+# A language model's continuation in one call, token after token, its state
+# never leaving compiled code. A step feeds the current token through every
+# layer (one sequence: the threads share each layer's step by blocks of
+# hidden units, as the recurrence does, and meet after it), then the head,
+# then samples the next token. The first layer's input projection of every
+# token, embedding @ W_ih0.T + b_ih0, is one (V, 3H) table computed by the
+# caller, so a token's projection is a row of it.
+
+def _sample(logits, allowed, temperature, top_k, u, weights):
+    """The token drawn by inverse CDF with the uniform u in [0, 1) from softmax(logits / temperature),
+    restricted to the ``allowed`` tokens and among them to the top_k largest (ties with the k-th all kept).
+
+    In float64 whatever the logits' dtype; the weights are exp(scaled - max), so nothing overflows.
+    weights (V,) float64 is scratch.
+    """
+    V = logits.shape[0]
+    for v in range(V):
+        weights[v] = np.float64(logits[v]) / temperature if allowed[v] else -np.inf
+    threshold = np.partition(weights, V - top_k)[V - top_k]
+    top = weights.max()
+    total = 0.0
+    for v in range(V):
+        weights[v] = np.exp(weights[v] - top) if weights[v] >= threshold else 0.0
+        total += weights[v]
+    target = u * total
+    cumulative = 0.0
+    last = 0
+    for v in range(V):
+        if weights[v] > 0:
+            cumulative += weights[v]
+            last = v
+            if cumulative > target:
+                return v
+    return last         # u * total rounded up to total: the last candidate
+
+
+def _generate(table, w_ih, b_ih, w_hh, b_hh, w_head, b_head, h, token, uniforms, temperature, top_k, allowed,
+              tokens, logits, nchunks):
+    """``uniforms.shape[0]`` new tokens after ``token``, from the state h (L, H), which is updated in place.
+
+    table (V, 3H): layer 0's input projection of each token (bias included);
+    w_ih (L-1, 3H, H), b_ih (L-1, 3H): the layers above it; w_hh (L, 3H, H),
+    b_hh (L, 3H); w_head (V, H), b_head (V,). Writes tokens[i] (the i-th new
+    token) and logits[i] (the head's output it was drawn from).
+    """
+    L, H = h.shape
+    V = w_head.shape[0]
+    dtype = h.dtype
+    c_max = (H + nchunks - 1) // nchunks
+    buffer = np.empty((nchunks, 3 * c_max), dtype)
+    row = np.empty((nchunks, 3, c_max), dtype)
+    gates = np.empty((nchunks, 4, c_max), dtype)       # a block's r, z, n and aux
+    x_part = np.empty(3 * H, dtype)                    # W_ih x + b_ih of a layer above the first
+    h_next = np.empty(H, dtype)
+    weights = np.empty(V)
+    for i in range(uniforms.shape[0]):
+        for layer in range(L):
+            for k in prange(nchunks):
+                j0, j1 = _block(k, nchunks, H)
+                c = j1 - j0
+                products = _products(buffer[k], 3, c, 1)
+                if layer == 0:
+                    x_gates = table[token]
+                else:
+                    _gate_products(w_ih[layer - 1], h[layer - 1].reshape(H, 1), j0, c, 3, products)
+                    _gather_row(products, 0, row[k])
+                    for g in range(3):
+                        lo = g * H + j0
+                        _sum(row[k, g, :c], b_ih[layer - 1, lo:lo + c], x_part[lo:lo + c])
+                    x_gates = x_part
+                _gate_products(w_hh[layer], h[layer].reshape(H, 1), j0, c, 3, products)
+                _gather_row(products, 0, row[k])
+                r, z, n, aux = gates[k, 0, :c], gates[k, 1, :c], gates[k, 2, :c], gates[k, 3, :c]
+                _sigmoid_of_sum(x_gates[j0:j1], row[k, 0, :c], b_hh[layer, j0:j1], r)
+                _sigmoid_of_sum(x_gates[H + j0:H + j1], row[k, 1, :c], b_hh[layer, H + j0:H + j1], z)
+                _reset_new_gate(x_gates[2 * H + j0:2 * H + j1], row[k, 2, :c], b_hh[layer, 2 * H + j0:2 * H + j1],
+                                r, aux, n)
+                _blend(n, z, h[layer, j0:j1], h_next[j0:j1])
+            h[layer] = h_next           # after the region: every block read all of the old state
+        for k in prange(nchunks):
+            lo, hi = _block(k, nchunks, V)
+            if lo < hi:
+                np.dot(w_head[lo:hi], h[L - 1], logits[i, lo:hi])
+        for v in range(V):
+            logits[i, v] += b_head[v]
+        token = _sample(logits[i], allowed, temperature, top_k, uniforms[i], weights)
+        tokens[i] = token
+
+
 # ------------------------------------------------------------------ streams
 
 def _stream_chunk(x, w_ih, w_hh, b_ih, b_hh, h, lengths, reset_after, nchunks, by_batch):
@@ -626,6 +717,8 @@ _sum3 = njit(**NJIT_OPTIONS)(_sum3)
 _dh_step = njit(**NJIT_OPTIONS)(_dh_step)
 _step_grads = njit(**NJIT_OPTIONS)(_step_grads)
 _step_reset_grads = njit(**NJIT_OPTIONS)(_step_reset_grads)
+_sample = njit(**NJIT_OPTIONS)(_sample)
+_GENERATE = _build(_generate)
 _MATMUL_ROWS = _build(_matmul_rows)
 _MATMUL_TN = _build(_matmul_tn)
 _ADD_MATMUL_TN = _kernel(_add_matmul_tn)
@@ -731,6 +824,27 @@ def stream(x, w_ih, w_hh, b_ih, b_hh, h, lengths, reset_after, nchunks, by_batch
     """
     nchunks = max(1, min(nchunks, h.shape[0] if by_batch else h.shape[1]))
     return _STREAM(x, w_ih, w_hh, b_ih, b_hh, h, lengths, reset_after, nchunks, by_batch)
+
+
+def generate(table, w_ih, b_ih, w_hh, b_hh, w_head, b_head, h, token, uniforms, temperature, top_k, allowed,
+             nchunks):
+    """A language model's continuation of ``token`` from the state h (L, H), updated in place; reset_after GRUs.
+
+    table (V, 3H): embedding @ W_ih0.T + b_ih0; w_ih (L-1, 3H, H) and b_ih
+    (L-1, 3H) of the layers above the first; w_hh (L, 3H, H); b_hh (L, 3H);
+    w_head (V, H); b_head (V,): C-contiguous, one float dtype. uniforms
+    float64 (N,) in [0, 1): one per new token; temperature > 0; top_k in
+    [1, V]; allowed bool (V,): the tokens that may be drawn. nchunks: the
+    threads sharing each layer's step (1: the serial build).
+    Returns tokens int64 (N,) and the logits (N, V) each was drawn from.
+    """
+    N, (V, H) = uniforms.shape[0], w_head.shape
+    tokens = np.empty(N, np.int64)
+    logits = np.empty((N, V), h.dtype)
+    nchunks = max(1, min(nchunks, H))
+    _GENERATE[nchunks > 1](table, w_ih, b_ih, w_hh, b_hh, w_head, b_head, h, np.int64(token), uniforms,
+                           float(temperature), int(top_k), allowed, tokens, logits, nchunks)
+    return tokens, logits
 
 
 def backward(cache, dout, dhn, into=None):

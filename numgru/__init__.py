@@ -42,6 +42,7 @@ from .gru import GRU, GRUCell
 from .linear import Linear
 from .embedding import Embedding
 from .models import GRUModel
+from .language_model import LanguageModel
 from .streaming import GRUStream
 from .interop import from_keras, from_torch, to_keras, to_torch
 from .onnx_io import export_onnx, import_onnx, import_onnx_operators
@@ -50,6 +51,7 @@ from .training import History, evaluate, fit, predict
 from .serialization import ModelFileError, load, save
 
 __all__ = ["GRU", "GRUCell", "GRUStream", "gru_forward", "gru_backward", "no_grad", "Linear", "Embedding", "GRUModel",
+           "LanguageModel",
            "losses", "optim", "tasks", "text", "fit", "evaluate", "predict", "History", "save", "load",
            "ModelFileError", "from_torch", "to_torch", "from_keras", "to_keras", "export_onnx",
            "import_onnx", "import_onnx_operators", "__version__"]

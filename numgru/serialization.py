@@ -59,8 +59,10 @@ def _model_classes():
     from .embedding import Embedding
     from .gru import GRU, GRUCell
     from .linear import Linear
+    from .language_model import LanguageModel
     from .models import GRUModel
-    return {"GRU": GRU, "GRUCell": GRUCell, "Linear": Linear, "Embedding": Embedding, "GRUModel": GRUModel}
+    return {"GRU": GRU, "GRUCell": GRUCell, "Linear": Linear, "Embedding": Embedding, "GRUModel": GRUModel,
+            "LanguageModel": LanguageModel}
 
 
 def _config_of(model):
