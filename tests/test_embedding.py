@@ -1,4 +1,5 @@
 """numgru.Embedding against torch.nn.Embedding (float64), its compiled scatter-add, bad input, I/O and training."""
+import numba
 import numpy as np
 import pytest
 
@@ -99,17 +100,22 @@ def test_backward_is_deterministic_at_any_split():
     np.testing.assert_allclose(results[0], expected, rtol=1e-4, atol=1e-4)
 
 
-def test_module_backward_gives_the_same_bits_twice():
+def test_module_backward_gives_the_same_bits_twice_and_at_every_thread_count():
     rng = np.random.default_rng(1)
     ids = rng.integers(0, 30, size=(64, 100))   # large enough for the threaded build
     dvec = rng.standard_normal((64, 100, 32)).astype(np.float32)
+    threads = numba.get_num_threads()
     grads = []
-    for _ in range(2):
-        emb = numgru.Embedding(30, 32, padding_idx=0, seed=0)
-        emb(ids)
-        emb.backward(dvec)
-        grads.append(emb.grads["weight"].tobytes())
-    assert grads[0] == grads[1]
+    try:
+        for count in (threads, threads, 1):
+            numba.set_num_threads(count)
+            emb = numgru.Embedding(30, 32, padding_idx=0, seed=0)
+            emb(ids)
+            emb.backward(dvec)
+            grads.append(emb.grads["weight"].tobytes())
+    finally:
+        numba.set_num_threads(threads)
+    assert grads[0] == grads[1] == grads[2]
 
 
 def test_inputs_are_not_modified():
@@ -162,6 +168,8 @@ def test_bad_padding_idx(padding_idx, error, match):
 def test_bad_construction_and_backward():
     with pytest.raises(RuntimeError, match="device='cuda' is not available for Embedding"):
         numgru.Embedding(10, 3, device="cuda")
+    with pytest.raises(RuntimeError, match="device='cuda' is not available for Embedding"):
+        numgru.Embedding(10, 3).to("cuda")
     with pytest.raises(ValueError, match="num_embeddings must be a positive integer"):
         numgru.Embedding(0, 3)
     with pytest.raises(TypeError, match="embedding_dim must be a positive integer"):
@@ -247,3 +255,58 @@ def test_optimisers_and_clipping_match_torch_and_keep_the_padding_row(make):
     close(emb.weight, ref.weight.detach().numpy())
     assert not emb.weight[0].any()
     assert emb.weight[3].tobytes() == pair(6, 4, padding_idx=0)[0].weight[3].tobytes()   # no token, no step
+
+
+# ------------------------------------------------- Embedding -> GRU -> Linear -> cross_entropy
+
+def small_model():
+    emb = numgru.Embedding(7, 3, padding_idx=0, dtype="float64", seed=0)
+    gru = numgru.GRU(3, 4, batch_first=True, dtype="float64", seed=1)
+    head = numgru.Linear(4, 7, dtype="float64", seed=2)
+    ids = np.array([[3, 1, 4, 1, 5], [2, 6, 2, 0, 0], [5, 5, 1, 0, 0]])       # (B, T), padded with 0
+    targets = np.array([[1, 4, 1, 5, 6], [6, 2, 3, 0, 0], [5, 1, 2, 0, 0]])
+    lengths = np.array([5, 3, 3])
+    return emb, gru, head, ids, targets, lengths
+
+
+def run_model(emb, gru, head, ids, targets, lengths, backward=False):
+    out, _ = gru(emb(ids), lengths=lengths)
+    loss, dlogits = losses.cross_entropy(head(out), targets, lengths=lengths, batch_first=True)
+    if backward:
+        dx, _ = gru.backward(head.backward(dlogits))
+        emb.backward(dx)
+    return loss
+
+
+def test_gradients_through_gru_match_torch_and_finite_differences():
+    emb, gru, head, ids, targets, lengths = small_model()
+    run_model(emb, gru, head, ids, targets, lengths, backward=True)
+
+    # torch: the same model, packed sequences, ignore_index over the padding
+    t_emb, t_gru, t_head = numgru.to_torch(emb), numgru.to_torch(gru), torch.nn.Linear(4, 7, dtype=torch.float64)
+    t_head.load_state_dict({k: torch.from_numpy(v) for k, v in head.state_dict().items()})
+    packed = torch.nn.utils.rnn.pack_padded_sequence(t_emb(torch.from_numpy(ids)), torch.from_numpy(lengths),
+                                                     batch_first=True, enforce_sorted=False)
+    out, _ = torch.nn.utils.rnn.pad_packed_sequence(t_gru(packed)[0], batch_first=True, total_length=5)
+    masked = torch.from_numpy(np.where(np.arange(5)[None, :] < lengths[:, None], targets, -100))
+    torch.nn.functional.cross_entropy(t_head(out).reshape(-1, 7), masked.reshape(-1)).backward()
+    close(emb.grads["weight"], t_emb.weight.grad.numpy(), 1e-10)
+    for name, param in t_gru.named_parameters():
+        close(gru.grads[name], param.grad.numpy(), 1e-10)
+    close(head.grads["weight"], t_head.weight.grad.numpy(), 1e-10)
+
+    # central finite differences on a few entries: embedding rows, a recurrent weight, the head
+    checks = [(emb, "weight", (3, 0)), (emb, "weight", (1, 2)), (emb, "weight", (6, 1)), (emb, "weight", (0, 1)),
+              (gru, "weight_hh_l0", (5, 2)), (gru, "bias_ih_l0", (9,)), (head, "weight", (4, 3))]
+    eps = 1e-6
+    for module, name, index in checks:
+        param = module.parameters()[name]
+        saved = param[index]
+        param[index] = saved + eps
+        up = run_model(emb, gru, head, ids, targets, lengths)
+        param[index] = saved - eps
+        down = run_model(emb, gru, head, ids, targets, lengths)
+        param[index] = saved
+        numeric = (up - down) / (2 * eps)
+        assert abs(module.grads[name][index] - numeric) <= 1e-8 * max(1.0, abs(numeric)), (name, index)
+    assert not emb.grads["weight"][0].any()              # the padding row: exactly zero

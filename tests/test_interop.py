@@ -144,9 +144,9 @@ def test_torch_conversions_copy_and_leave_the_global_generator_alone(torch):
 
 
 def test_from_torch_refuses_what_it_cannot_convert(torch):
-    with pytest.raises(TypeError, match=r"module must be a torch.nn.GRU or torch.nn.GRUCell, got LSTM"):
+    with pytest.raises(TypeError, match=r"module must be a torch.nn.GRU, torch.nn.GRUCell or torch.nn.Embedding, got LSTM"):
         from_torch(torch.nn.LSTM(I, H))
-    with pytest.raises(TypeError, match=r"module must be a torch.nn.GRU or torch.nn.GRUCell, got ndarray"):
+    with pytest.raises(TypeError, match=r"module must be a torch.nn.GRU, torch.nn.GRUCell or torch.nn.Embedding, got ndarray"):
         from_torch(np.zeros((3 * H, I)))
     for dtype in (torch.float16, torch.bfloat16):
         with pytest.raises(TypeError, match=rf"module has parameters of dtype {dtype}.*float32 or float64"):
@@ -158,7 +158,7 @@ def test_to_torch_refuses_what_torch_cannot_compute(torch):
                   numgru.GRUCell(I, H, reset_after=False, device="cpu")):
         with pytest.raises(ValueError, match=r"gru has reset_after=False.*no torch equivalent"):
             to_torch(model)
-    with pytest.raises(TypeError, match=r"gru must be a numgru.GRU or numgru.GRUCell, got Linear"):
+    with pytest.raises(TypeError, match=r"gru must be a numgru.GRU, numgru.GRUCell or numgru.Embedding, got Linear"):
         to_torch(numgru.Linear(I, H))
 
 
