@@ -26,6 +26,7 @@ subset=(
     --bench "Streaming\.time_step\('(numgru|torch)-cpu', 64\)"
     --bench "Ragged\..*\('(numgru|torch)-cpu', 'full'\)"
     --bench "FirstCall\..*\('numgru-cpu', 'cold'\)"
+    --bench "LanguageModel\..*\('(numgru|torch)-cpu', 128\)"
 )
 # --quick: one sample each, nothing saved. asv exits 2 when a benchmark fails
 # (a skip, NotImplementedError in setup, is not a failure).
@@ -41,6 +42,12 @@ for name in Forward.time_forward TrainStep.time_train_step TrainStep.peakmem_tra
             FirstCall.timeraw_import_and_first_call; do
     if ! grep -Eq "gru\.$name +ok" "$log"; then
         echo "asv_check: benchmark gru.$name did not run (renamed? update the subset above)" >&2
+        exit 1
+    fi
+done
+for name in LanguageModel.time_train_step LanguageModel.time_generate; do
+    if ! grep -Eq "text\.$name +ok" "$log"; then
+        echo "asv_check: benchmark text.$name did not run (renamed? update the subset above)" >&2
         exit 1
     fi
 done

@@ -3,6 +3,7 @@
     python -m numgru.bench [--quick] [--shapes 1x64 16x256 ...] [--reps N] [--chart out.png]
     python -m numgru.bench --ragged          # only the ragged-batch table
     python -m numgru.bench --first-call      # only the cold/warm start table (fresh processes)
+    python -m numgru.bench --text            # only the language-model table (training and generation)
 
 (also ``python -m numgru bench ...``). What is measured, and how, is defined
 once in ``numgru.benchmarks`` (shared with the asv suite); this module only
@@ -25,6 +26,10 @@ Timed calls, float32 (``--dtype float64`` for double), input size I = H:
   ``pack_padded_sequence(..., enforce_sorted=False)`` / ``pad_packed_sequence``,
   forward and train. Runs after the grid in the full bench and in ``--quick``
   (it is one shape); not with ``--shapes`` (unless ``--ragged``), nor with ``--no-ragged``;
+- text (``--text``): the character language model of ``numgru.benchmarks.LM_SHAPE``
+  (Embedding + 2-layer GRU H=512 + Linear over 65 symbols): one training window of
+  B=64 x bptt=100 characters, and generating 200 characters at B=1 (numgru's compiled
+  ``generate`` against torch stepping its GRU); see ``numgru.benchmarks.run_text_bench``;
 - first call (``--first-call``): import + first forward + first backward of
   each entry point in a fresh process, with an empty Numba cache (cold) and
   then the filled one (warm); see ``numgru.benchmarks.measure_first_call``.
@@ -69,6 +74,7 @@ def format_table(rows):
     steps = [r for r in rows if r.get("kind") == "step"]
     ragged = [r for r in rows if r.get("kind") == "ragged"]
     first = [r for r in rows if "warm_over_cold" in r]
+    text = [r for r in rows if r.get("kind") in ("lm-train", "lm-generate")]
 
     def gap():
         if lines:
@@ -137,6 +143,23 @@ def format_table(rows):
             lines.append(
                 f"| {r['entry']} | {_s(c['import'])} / {_s(w['import'])} | {_s(c['total'])} | {_s(w['total'])} "
                 f"| {r['warm_over_cold']:.2f} | {_s(c['wall'])} / {_s(w['wall'])} | {r['cache_files']} |")
+    if text:
+        gap()
+        r0 = text[0]
+        lines += [
+            f"Character language model: Embedding({r0['vocab']}, {r0['embedding_dim']}) + GRU {r0['layers']}x"
+            f"{r0['hidden']} + Linear over {r0['vocab']} symbols, float32; train: one TBPTT window of "
+            f"B={r0['batch']} x bptt={r0['bptt']} (forward, cross-entropy, backward, clip, Adam); generate: B=1, "
+            "one character a step",
+            "",
+            "| what | characters a call | chars/s numgru | chars/s torch | numgru/torch |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for r in text:
+            what = ("train: time ratio (< 1: numgru faster)" if r["kind"] == "lm-train"
+                    else "generate: rate ratio (> 1: numgru faster)")
+            lines.append(f"| {what} | {r['chars']} | {_fmt(r['chars_per_s_numgru'], '.0f')} "
+                         f"| {_fmt(r['chars_per_s_torch'], '.0f')} | {_fmt(r['ratio'], '.2f')} |")
     return "\n".join(lines)
 
 
@@ -235,6 +258,9 @@ def add_arguments(parser):
     parser.add_argument("--first-call", action="store_true", dest="first_call",
                         help="only the cold/warm start of each entry point, in fresh processes "
                              f"({', '.join(harness.FIRST_CALL_ENTRIES)})")
+    parser.add_argument("--text", action="store_true",
+                        help="only the language-model table: training characters/s and generation characters/s "
+                             "against the same model in torch (see numgru.benchmarks.LM_SHAPE)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -261,6 +287,14 @@ def main(args):
         print(format_table(rows))
         return 0
     reps = args.reps if args.reps is not None else (harness.QUICK_REPS if quick else harness.DEFAULT_REPS)
+    if getattr(args, "text", False):
+        rows = harness.run_text_bench(reps=reps, threads=threads, progress=progress)
+        if not rows:
+            return 130
+        print(machine_info(threads))
+        print()
+        print(format_table(rows))
+        return 0
     ragged_only = getattr(args, "ragged", False)
     rows = []
     if not ragged_only:

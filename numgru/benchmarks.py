@@ -39,7 +39,7 @@ import time
 
 import numpy as np
 
-HARNESS_VERSION = 1
+HARNESS_VERSION = 2
 
 SEQ_LEN = 200
 BATCHES = (1, 16, 64)
@@ -736,6 +736,282 @@ def run_ragged(cases=RAGGED_CASES, shape=RAGGED_SHAPE, reps=DEFAULT_REPS, thread
                 gc.collect()
     except KeyboardInterrupt:
         print(f"\ninterrupted: returning the {len(rows)} ragged rows finished so far", file=sys.stderr)
+    finally:
+        bar.close()
+    return rows
+
+
+# -------------------------------------------------------------------------------- language models
+
+# The character language model of the issue's benchmark: Embedding + 2-layer GRU (H=512) + Linear
+# over 65 symbols, trained on windows of B=64 streams x bptt=100 steps (char-rnn's TBPTT).
+LM_SHAPE = dict(vocab=65, embedding_dim=64, hidden=512, layers=2, batch=64, bptt=100)
+LM_GENERATE_LENGTH = 200       # characters per timed generate() call
+LM_GENERATE_TEMPERATURE = 0.8
+
+
+def _lm_vocabulary(size):
+    """A numgru Vocabulary of exactly ``size`` symbols (its four specials included)."""
+    from numgru import text
+    specials = len(text.Vocabulary([]))
+    return text.Vocabulary([chr(0x21 + i) for i in range(size - specials)])
+
+
+def lm_windows(vocab, batch, bptt, windows=1, seed=0):
+    """(inputs, targets) int64 (batch, bptt) windows of a random symbol stream, targets one step ahead."""
+    stream = np.random.default_rng(seed).integers(0, vocab, (batch, windows * bptt + 1))
+    return [(stream[:, k * bptt:(k + 1) * bptt], stream[:, k * bptt + 1:(k + 1) * bptt + 1]) for k in range(windows)]
+
+
+class NumgruLanguageModel:
+    """numgru.LanguageModel: ``train_step(inputs, targets)`` (one TBPTT window: forward, cross-entropy,
+    backward, clip, Adam, state carried) and ``generate(length)`` at B=1."""
+
+    def __init__(self, vocab, embedding_dim, hidden, layers, lr=2e-3, clip=5.0, seed=0):
+        import numgru
+        self.numgru = numgru
+        self.model = numgru.LanguageModel(_lm_vocabulary(vocab), embedding_dim=embedding_dim, hidden_size=hidden,
+                                          num_layers=layers, seed=seed)
+        self.optimizer = numgru.optim.Adam([self.model], lr=lr)
+        self.clip = clip
+        self.h = None
+
+    def state_dict(self):
+        return self.model.state_dict()
+
+    def train_step(self, inputs, targets):
+        self.optimizer.zero_grad()
+        logits, self.h = self.model(inputs, h0=self.h)
+        loss, dlogits = self.numgru.losses.cross_entropy(logits, targets)
+        self.model.backward(dlogits)
+        self.numgru.optim.clip_grad_norm([self.model], self.clip)
+        self.optimizer.step()
+        return loss
+
+    def generate(self, length, temperature=LM_GENERATE_TEMPERATURE, seed=0):
+        return self.model.generate(self.model.vocabulary.tokens[-1], length, temperature=temperature, seed=seed)
+
+
+class TorchLanguageModel:
+    """The same model in torch: nn.Embedding + nn.GRU (time-major) + nn.Linear, Adam, clip_grad_norm_.
+
+    ``state_dict``: numgru's weights (``embedding.weight``, ``gru.*``, ``head.*``: the same names).
+    ``generate`` steps the GRU one token at a time under ``inference_mode``, carrying h, sampling
+    with ``torch.multinomial`` from softmax(logits / temperature): what a torch user writes.
+    """
+
+    def __init__(self, vocab, embedding_dim, hidden, layers, lr=2e-3, clip=5.0, seed=0, state_dict=None):
+        import torch
+        self.torch = torch
+        torch.manual_seed(seed)
+
+        class LanguageModel(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.embedding = torch.nn.Embedding(vocab, embedding_dim)
+                self.gru = torch.nn.GRU(embedding_dim, hidden, layers)
+                self.head = torch.nn.Linear(hidden, vocab)
+
+            def forward(self, ids, h0=None):          # ids (T, B)
+                out, hn = self.gru(self.embedding(ids), h0)
+                return self.head(out), hn
+
+        self.model = LanguageModel()
+        if state_dict is not None:
+            self.model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in state_dict.items()})
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr)
+        self.clip = clip
+        self.h = None
+
+    def train_step(self, inputs, targets):
+        torch = self.torch
+        self.optimizer.zero_grad(set_to_none=True)
+        x = torch.from_numpy(np.ascontiguousarray(inputs.T))
+        y = torch.from_numpy(np.ascontiguousarray(targets.T))
+        logits, h = self.model(x, self.h)
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
+        self.optimizer.step()
+        self.h = h.detach()           # TBPTT: the state goes on, its gradient stops at the cut
+        return loss.item()
+
+    def generate(self, length, temperature=LM_GENERATE_TEMPERATURE, seed=0):
+        torch = self.torch
+        generator = torch.Generator().manual_seed(seed)
+        token = torch.full((1, 1), 4, dtype=torch.int64)
+        h, out = None, []
+        with torch.inference_mode():
+            for _ in range(length):
+                logits, h = self.model(token, h)
+                probs = torch.softmax(logits[0, 0] / temperature, dim=-1)
+                token = torch.multinomial(probs, 1, generator=generator).reshape(1, 1)
+                out.append(int(token))
+        return out
+
+
+def race_language_models(train_text, validation_text, recipe, seconds, eval_every=50, epochs=None, seed=0,
+                         threads=DEFAULT_THREADS, progress=True):
+    """numgru and torch train the same character model from the same weights for ``seconds`` each.
+
+    ``recipe``: dict(embedding_dim, hidden, layers, batch, bptt, lr, clip). numgru runs
+    ``LanguageModel.fit(..., time_limit=seconds, eval_every=eval_every)``; then torch runs
+    ``TorchLanguageModel.train_step`` over the same windows in the same order (``fit``'s
+    batching: ``batch`` contiguous streams, ``bptt`` steps a window, state carried, a zero
+    state at each epoch), for the same training time (or ``epochs`` epochs, if sooner). Both are scored every ``eval_every``
+    windows by the same evaluator, numgru's ``LanguageModel.evaluate`` (torch's weights
+    copied into a numgru model: the names are the same), outside the timed training.
+    One after the other, in one process, threads pinned: run it on an idle machine.
+    Returns {"numgru": curve, "torch": curve}, each a dict of lists windows, epochs, seconds
+    (training only), val_nats, and ``reach``: {1.8: seconds, 1.6: seconds} (None: not reached),
+    the training time at the first evaluation at or below each level.
+    """
+    import numgru
+    from numgru import text
+    vocab = text.Vocabulary.build([text.char_tokenize(train_text)])
+    sizes = dict(embedding_dim=recipe["embedding_dim"], hidden_size=recipe["hidden"], num_layers=recipe["layers"])
+    curves = {}
+    with pinned_threads(threads) as threads:
+        ours = numgru.LanguageModel(vocab, seed=seed, **sizes)
+        initial = ours.state_dict()
+        history = ours.fit(train_text, validation_text, batch_size=recipe["batch"], bptt=recipe["bptt"], epochs=epochs,
+                           lr=recipe["lr"], clip_norm=recipe["clip"], time_limit=seconds, eval_every=eval_every,
+                           seed=seed, progress=progress)
+        curves["numgru"] = dict(windows=history.windows, epochs=history.epochs, seconds=history.seconds,
+                                val_nats=history.val_nats)
+        if import_torch() is not None:
+            scorer = numgru.LanguageModel(vocab, seed=seed, **sizes)
+            theirs = TorchLanguageModel(len(vocab), recipe["embedding_dim"], recipe["hidden"], recipe["layers"],
+                                        lr=recipe["lr"], clip=recipe["clip"], seed=seed, state_dict=initial)
+            curves["torch"] = _train_torch_for(theirs, scorer, ours.encode(train_text), validation_text, recipe,
+                                               seconds, epochs, eval_every, progress)
+    for curve in curves.values():
+        curve["reach"] = {level: next((t for t, v in zip(curve["seconds"], curve["val_nats"]) if v <= level), None)
+                          for level in (1.8, 1.6)}
+    return curves
+
+
+def _train_torch_for(model, scorer, ids, validation_text, recipe, seconds, epochs, eval_every, progress):
+    """``LanguageModel.fit``'s TBPTT loop for a ``TorchLanguageModel``, scored by the numgru ``scorer``."""
+    from tqdm.auto import tqdm
+    B, bptt = recipe["batch"], recipe["bptt"]
+    n = (len(ids) - 1) // B
+    inputs = ids[:B * n].reshape(B, n)              # row b is stream b, as fit cuts them
+    targets = ids[1:B * n + 1].reshape(B, n)
+    starts = range(0, n, bptt)
+    curve = dict(windows=[], epochs=[], seconds=[], val_nats=[])
+    trained, windows, epoch = 0.0, 0, 0
+    bar = tqdm(desc="torch windows", unit=" windows", disable=not progress, file=sys.stderr)
+
+    def record(epoch_fraction):
+        scorer.load_state_dict({k: v.detach().numpy() for k, v in model.model.state_dict().items()})
+        curve["windows"].append(windows)
+        curve["epochs"].append(epoch_fraction)
+        curve["seconds"].append(trained)
+        curve["val_nats"].append(scorer.evaluate(validation_text)["nats"])
+        bar.set_postfix_str(f"val {curve['val_nats'][-1]:.3f} nats/char")
+
+    try:
+        while trained < seconds and (epochs is None or epoch < epochs):
+            model.h = None                          # each epoch starts from a zero state, as fit does
+            for w, start in enumerate(starts):
+                began = time.perf_counter()
+                model.train_step(inputs[:, start:start + bptt], targets[:, start:start + bptt])
+                trained += time.perf_counter() - began
+                windows += 1
+                bar.update()
+                last = w == len(starts) - 1
+                if last or trained >= seconds or windows % eval_every == 0:
+                    record(epoch + (w + 1) / len(starts))
+                if trained >= seconds:
+                    break
+            epoch += 1
+    finally:
+        bar.close()
+    return curve
+
+
+def language_model(engine, hidden=LM_SHAPE["hidden"], seed=0, threads=None, warm_up=True):
+    """One engine's language model (``LM_SHAPE`` with ``hidden``) and a training window: (model, inputs, targets).
+
+    For asv: each engine alone, so a torch process never imports numgru. Skips
+    (NotImplementedError) where the engine is unavailable, on CUDA (the text layers
+    are CPU-only), and for a numgru without ``LanguageModel`` (older commits).
+    ``warm_up``: one training step and one short generation first (compiles).
+    """
+    require(engine)
+    if device(engine) != "cpu":
+        raise NotImplementedError(f"{engine}: the language model runs on the CPU only")
+    if threads is not None:
+        pin_threads(threads, engine)
+    shape = dict(LM_SHAPE, hidden=hidden)
+    args = (shape["vocab"], shape["embedding_dim"], shape["hidden"], shape["layers"])
+    if library(engine) == "numgru":
+        import numgru
+        if not hasattr(numgru, "LanguageModel"):
+            raise NotImplementedError("this numgru has no LanguageModel")
+        model = NumgruLanguageModel(*args, seed=seed)
+    else:
+        model = TorchLanguageModel(*args, seed=seed)
+    inputs, targets = lm_windows(shape["vocab"], shape["batch"], shape["bptt"], seed=seed + 1)[0]
+    if warm_up:
+        model.train_step(inputs, targets)
+        model.generate(2)
+    return model, inputs, targets
+
+
+def language_models(vocab=LM_SHAPE["vocab"], embedding_dim=LM_SHAPE["embedding_dim"], hidden=LM_SHAPE["hidden"],
+                    layers=LM_SHAPE["layers"], seed=0):
+    """numgru's and torch's language model with the same weights: (numgru, torch or None)."""
+    ours = NumgruLanguageModel(vocab, embedding_dim, hidden, layers, seed=seed)
+    theirs = None
+    if import_torch() is not None:
+        theirs = TorchLanguageModel(vocab, embedding_dim, hidden, layers, seed=seed, state_dict=ours.state_dict())
+    return ours, theirs
+
+
+def run_text_bench(shape=None, reps=DEFAULT_REPS, threads=DEFAULT_THREADS, progress=True, min_time=0.05, seed=0,
+                   generate_length=LM_GENERATE_LENGTH):
+    """Language-model training throughput and generation speed, numgru against torch, one row each.
+
+    ``kind == "lm-train"``: one TBPTT window a call (``shape``'s batch x bptt characters:
+    forward, cross-entropy, backward, clip, Adam), characters per second and the median
+    per-repetition time ratio numgru/torch (< 1: numgru faster). ``kind == "lm-generate"``:
+    ``generate_length`` characters at B=1 a call (numgru ``LanguageModel.generate``, one
+    compiled step a character; torch stepping its GRU, see ``TorchLanguageModel``), characters
+    per second and the ratio of rates numgru/torch (> 1: numgru faster).
+    """
+    from tqdm.auto import tqdm
+    shape = dict(LM_SHAPE, **(shape or {}))
+    reps = _check_common(reps, "float32")
+    bar = tqdm(total=2 * reps, desc="numgru bench text", unit="rep", disable=not progress, file=sys.stderr)
+    rows = []
+    try:
+        with pinned_threads(threads) as threads:
+            ours, theirs = language_models(shape["vocab"], shape["embedding_dim"], shape["hidden"], shape["layers"],
+                                           seed)
+            inputs, targets = lm_windows(shape["vocab"], shape["batch"], shape["bptt"], seed=seed + 1)[0]
+            base = dict(threads=threads, dtype="float32", **shape)
+            train = Pair(lambda: ours.train_step(inputs, targets),
+                         None if theirs is None else lambda: theirs.train_step(inputs, targets), min_time)
+            generate = Pair(lambda: ours.generate(generate_length),
+                            None if theirs is None else lambda: theirs.generate(generate_length), min_time)
+            for pair in (train, generate):
+                for _ in range(reps):
+                    pair.repetition()
+                    bar.update()
+            chars = shape["batch"] * shape["bptt"]
+            tn, tt, tr = train.summary()
+            rows.append(dict(base, kind="lm-train", chars=chars, seconds_numgru=tn, seconds_torch=tt,
+                             chars_per_s_numgru=chars / tn, chars_per_s_torch=None if tt is None else chars / tt,
+                             ratio=tr))
+            gn, gt, gr = generate.summary()
+            rows.append(dict(base, kind="lm-generate", chars=generate_length, seconds_numgru=gn, seconds_torch=gt,
+                             chars_per_s_numgru=generate_length / gn,
+                             chars_per_s_torch=None if gt is None else generate_length / gt,
+                             ratio=None if gr is None else 1.0 / gr))
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: returning the {len(rows)} text rows finished so far", file=sys.stderr)
     finally:
         bar.close()
     return rows

@@ -443,3 +443,45 @@ def test_asv_harness_does_not_import_numgru():
             "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
             "assert 'numgru' not in sys.modules and 'numba' not in sys.modules and 'torch' not in sys.modules\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --- language models ------------------------------------------------------------------------------
+
+TINY_LM = dict(vocab=9, embedding_dim=4, hidden=8, layers=2, batch=3, bptt=5)
+
+
+@pytest.mark.skipif(not HAVE_TORCH, reason="torch is the yardstick")
+def test_language_models_compute_the_same_steps(restore_threads):
+    ours, theirs = harness.language_models(TINY_LM["vocab"], TINY_LM["embedding_dim"], TINY_LM["hidden"],
+                                           TINY_LM["layers"])
+    for inputs, targets in harness.lm_windows(TINY_LM["vocab"], TINY_LM["batch"], TINY_LM["bptt"], windows=3):
+        # same weights, windows, clipping and Adam, the state carried: the same losses step after step
+        np.testing.assert_allclose(ours.train_step(inputs, targets), theirs.train_step(inputs, targets), rtol=1e-5)
+    assert len(ours.generate(7)) == 7 and len(theirs.generate(7)) == 7
+
+
+def test_run_text_bench_tiny(restore_threads):
+    rows = harness.run_text_bench(shape=TINY_LM, reps=2, progress=False, min_time=0.002, generate_length=5)
+    assert [r["kind"] for r in rows] == ["lm-train", "lm-generate"]
+    assert rows[0]["chars"] == TINY_LM["batch"] * TINY_LM["bptt"] and rows[1]["chars"] == 5
+    for r in rows:
+        assert r["chars_per_s_numgru"] > 0
+        assert (r["ratio"] is not None) == HAVE_TORCH
+    table = bench.format_table(rows)
+    assert "Character language model: Embedding(9, 4) + GRU 2x8" in table and "| generate: rate ratio" in table
+
+
+@pytest.mark.skipif(not HAVE_TORCH, reason="torch is the yardstick")
+def test_race_trains_both_engines_on_the_same_windows(restore_threads):
+    corpus = "to be or not to be, that is the question. " * 12
+    recipe = dict(embedding_dim=4, hidden=8, layers=1, batch=4, bptt=10, lr=1e-2, clip=5.0)
+    # 4 streams of 99 characters: 10 windows an epoch, each scored; two epochs end it long before the time limit
+    curves = harness.race_language_models(corpus[:400], corpus[400:], recipe, seconds=1e9, eval_every=1, epochs=2,
+                                          progress=False)
+    ours, theirs = curves["numgru"], curves["torch"]
+    assert ours["windows"] == theirs["windows"] == list(range(1, 21))
+    np.testing.assert_allclose(ours["epochs"], theirs["epochs"])
+    # same weights, batching and optimiser: the same validation curve, to float32 rounding
+    np.testing.assert_allclose(ours["val_nats"], theirs["val_nats"], rtol=1e-4)
+    assert ours["val_nats"][-1] < ours["val_nats"][0]
+    assert all(np.diff(ours["seconds"]) >= 0) and set(ours["reach"]) == {1.8, 1.6}

@@ -20,7 +20,7 @@ it is built, i.e. in the benchmark's ``setup``.
 import importlib.util
 import os
 
-HARNESS_VERSION = 1       # the harness this suite is written against
+HARNESS_VERSION = 2       # the harness this suite is written against
 FALLBACK = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, os.pardir, "numgru", "benchmarks.py")
 
 
@@ -61,6 +61,15 @@ THREADS = int(os.environ.get("NUMGRU_BENCH_THREADS", harness.DEFAULT_THREADS))
 
 library, device, require, unavailable = harness.library, harness.device, harness.require, harness.unavailable
 ragged_lengths = harness.ragged_lengths
+
+
+LM_HIDDEN = (128, harness.LM_SHAPE["hidden"])     # a small model (for CI) and the issue's H=512
+LM_GENERATE_LENGTH = harness.LM_GENERATE_LENGTH
+
+
+def language_model(engine, hidden):
+    """A warmed-up character language model of ``engine``, threads pinned: (model, inputs, targets)."""
+    return harness.language_model(engine, hidden, threads=THREADS)
 
 
 def sequence_model(engine, T, B, H, I=None, training=False, lengths=None):
