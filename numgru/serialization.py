@@ -61,8 +61,9 @@ def _model_classes():
     from .linear import Linear
     from .language_model import LanguageModel
     from .models import GRUModel
+    from .text_classifier import TextClassifierModel
     return {"GRU": GRU, "GRUCell": GRUCell, "Linear": Linear, "Embedding": Embedding, "GRUModel": GRUModel,
-            "LanguageModel": LanguageModel}
+            "LanguageModel": LanguageModel, "TextClassifierModel": TextClassifierModel}
 
 
 def _config_of(model):

@@ -1,0 +1,394 @@
+"""``TextClassifierModel``: Embedding -> GRU -> pooling over each text's own steps -> Linear, on strings.
+
+    >>> import numgru
+    >>> from numgru import text
+    >>> texts = ["a fine film", "dull and slow", "fine, fine acting", "slow"]
+    >>> vocab = text.Vocabulary.build(text.word_tokenize(s) for s in texts)
+    >>> model = numgru.TextClassifierModel(vocab, 2, embedding_dim=8, hidden_size=8, classes=["neg", "pos"], seed=0)
+    >>> history = model.fit(texts, [1, 0, 1, 0], epochs=30, lr=0.03, batch_size=4, progress=False)
+    >>> model.predict_texts(["fine acting", "so slow"])
+    ['pos', 'neg']
+
+A ``Module`` whose parameters are its layers' own arrays under the prefixes
+``embedding.``, ``gru.`` and ``head.`` (as a nested ``torch.nn.Module`` names
+them), so one optimiser over ``[model]`` updates all three in place. Token
+ids are batch-first ``(B, T)`` with ``lengths`` ``(B,)``; inside, the
+embedding is looked up time-major (``ids.T``) so that the GRU reads its
+``(T, B, E)`` vectors without a copy.
+
+Pooling reads each text's own steps only, so padding never changes a
+result: ``"max"`` and ``"mean"`` take the maximum and the mean of the GRU's
+outputs over steps ``0 .. lengths[b]-1``; ``"last"`` takes the final states
+(bidirectional: the forward direction's state at the last real step next to
+the reverse direction's state at step 0, i.e. ``hn`` of the top layer).
+
+Texts are tokenised by ``numgru.text.tokenize(s, tokenizer, lower)`` and
+encoded by the vocabulary: tokens never seen when it was built become
+``<unk>``. An empty string (or, for words, one of white space only) is refused
+with a ``ValueError`` naming it. It runs on the CPU.
+"""
+import math
+import time
+
+import numpy as np
+
+from . import losses, text, validation
+from .embedding import Embedding
+from .grad_mode import grad_enabled, no_grad
+from .gru import GRU
+from .linear import Linear
+from .module import Module
+from .optim import Adam, clip_grad_norm
+from .threads import one_blas_thread
+from .training import History, _progress_bar
+
+__all__ = ["TextClassifierModel", "POOLINGS", "EMBEDDING_INIT_STD"]
+
+POOLINGS = ("max", "mean", "last")
+
+# The embedding starts at N(0, 0.1^2), not torch's N(0, 1) (Keras starts at U(-0.05, 0.05)): unit-sized
+# random vectors are features a GRU can memorise a small training set with; on the 3,000 review
+# sentences (3-fold, 2,000 training) N(0, 1) gave 0.74 accuracy, N(0, 0.1^2) 0.80.
+EMBEDDING_INIT_STD = 0.1
+
+PREDICT_BATCH = 256
+
+
+def _check_classes(classes, num_classes):
+    """None, or ``num_classes`` distinct JSON-able labels (str, int, float, bool) -> list of Python values."""
+    if classes is None:
+        return None
+    values = np.asarray(classes).tolist() if not isinstance(classes, (list, tuple)) else list(classes)
+    values = [value.item() if isinstance(value, np.generic) else value for value in values]
+    if len(values) != num_classes:
+        raise ValueError(f"classes must hold num_classes={num_classes} labels, got {len(values)}")
+    for i, value in enumerate(values):
+        if not isinstance(value, (str, int, float, bool)):
+            raise TypeError(f"classes[{i}] must be a str, int, float or bool (they are stored as JSON), "
+                            f"got {type(value).__name__} {value!r}")
+    if len(set(values)) != len(values):
+        raise ValueError(f"classes must be distinct, got {values}")
+    return values
+
+
+def _check_texts(name, texts):
+    """A list (or 1-D array, any iterable that is not a str) of non-empty str -> list of str."""
+    if isinstance(texts, (str, bytes)):
+        raise TypeError(f"{name} must be a list of str (one text each), got a single {type(texts).__name__}: "
+                        f"wrap it in a list")
+    if isinstance(texts, np.ndarray) and texts.ndim != 1:
+        raise ValueError(f"{name} must be 1-D (one text per entry), got an array of shape {texts.shape}")
+    try:
+        texts = list(texts)
+    except TypeError:
+        raise TypeError(f"{name} must be a list of str, got {type(texts).__name__}") from None
+    if not texts:
+        raise ValueError(f"{name} must hold at least one text, got none")
+    for i, s in enumerate(texts):
+        if not isinstance(s, str):
+            raise TypeError(f"{name}[{i}] must be a str, got {type(s).__name__} {s!r}")
+    return texts
+
+
+def tokenize_texts(name, texts, tokenizer, lower):
+    """Each text of ``texts`` as its token list; a text that gives no token raises ValueError naming it."""
+    texts = _check_texts(name, texts)
+    tokenized = []
+    for i, s in enumerate(texts):
+        try:
+            tokenized.append(text.tokenize(s, tokenizer, lower))
+        except ValueError as err:
+            raise ValueError(f"{name}[{i}] gives no token to classify: {err}") from None
+    return tokenized
+
+
+def _dropout_mask(rng, shape, rate, dtype):
+    """Inverted dropout: 0 with probability ``rate``, else 1 / (1 - rate)."""
+    keep = 1.0 - rate
+    return (rng.random(shape, dtype=np.float32) < keep).astype(dtype) / dtype.type(keep)
+
+
+class TextClassifierModel(Module):
+    """Embedding(len(vocabulary), embedding_dim) -> GRU(embedding_dim, hidden_size, num_layers) -> pooling
+    -> Linear(D * hidden_size, num_classes), one set of logits per text.
+
+    vocabulary: a ``numgru.text.Vocabulary`` (or its ``to_list()``); its
+    ``<pad>`` (id 0) is the embedding's ``padding_idx``. tokenizer, lower:
+    how ``encode`` and ``predict_texts`` turn strings into tokens (as the
+    vocabulary was built). classes: the label of each output, stored in the
+    model file (str, int, float or bool), or None (labels are 0..C-1).
+    dropout: on the pooled features, and between GRU layers when
+    ``num_layers > 1``; embedding_dropout: on the embedded vectors. Both
+    only in training mode.
+    """
+
+    devices = ("cpu",)
+
+    def __init__(self, vocabulary, num_classes, embedding_dim=64, hidden_size=64, num_layers=1, bidirectional=True,
+                 pooling="max", dropout=0.5, embedding_dropout=0.3, tokenizer="word", lower=True, classes=None,
+                 dtype="float32", device="auto", seed=None):
+        super().__init__(dtype, device, seed)
+        if not isinstance(vocabulary, text.Vocabulary):
+            vocabulary = text.Vocabulary.from_list(vocabulary)
+        self.vocabulary = vocabulary
+        self.num_classes = validation.check_positive_int("num_classes", num_classes)
+        self.pooling = validation.check_choice("pooling", pooling, POOLINGS)
+        self.dropout = validation.check_dropout(dropout)
+        self.embedding_dropout = validation.check_real("embedding_dropout", embedding_dropout, low=0.0, high=1.0,
+                                                       high_open=True)
+        self.tokenizer = validation.check_choice("tokenizer", tokenizer, text.TOKENIZERS)
+        if not isinstance(lower, (bool, np.bool_)):
+            raise TypeError(f"lower must be True or False, got {lower!r}")
+        self.lower = bool(lower)
+        self.classes = _check_classes(classes, self.num_classes)
+        embedding_seed, gru_seed, head_seed = (None, None, None) if seed is None else (
+            int(s) for s in np.random.SeedSequence(seed).generate_state(3))
+        self.embedding = Embedding(len(vocabulary), embedding_dim, padding_idx=vocabulary.pad_index,
+                                   dtype=self.dtype, device=self.device, seed=embedding_seed)
+        self.embedding.weight[...] *= self.dtype.type(EMBEDDING_INIT_STD)
+        num_layers = validation.check_positive_int("num_layers", num_layers)
+        self.gru = GRU(self.embedding.embedding_dim, hidden_size, num_layers,
+                       dropout=self.dropout if num_layers > 1 else 0.0, bidirectional=bidirectional,
+                       dtype=self.dtype, device=self.device, seed=gru_seed)
+        D = self.gru.num_directions
+        self.head = Linear(D * self.gru.hidden_size, self.num_classes, dtype=self.dtype, device=self.device,
+                           seed=head_seed)
+        for prefix, layer in (("embedding.", self.embedding), ("gru.", self.gru), ("head.", self.head)):
+            for name, value in layer.parameters().items():
+                self._params[prefix + name] = value          # the layer's own arrays, not copies
+                self.grads[prefix + name] = layer.grads[name]
+        self._cache = None
+
+    embedding_dim = property(lambda self: self.embedding.embedding_dim)
+    hidden_size = property(lambda self: self.gru.hidden_size)
+    num_layers = property(lambda self: self.gru.num_layers)
+    bidirectional = property(lambda self: self.gru.bidirectional)
+
+    # ------------------------------------------------------------------ the network
+
+    def forward(self, ids, lengths=None):
+        """ids: (B, T) token ids, batch-first; lengths: (B,) real steps of each row (None: all T) -> logits (B, C).
+
+        Ids past a row's length are never read (any valid id may sit there).
+        """
+        ids = validation.check_ids("ids", ids, self.embedding.num_embeddings)
+        if ids.ndim != 2 or 0 in ids.shape:
+            raise ValueError(f"ids must be 2-D (B, T) with at least one row and one step, got shape {ids.shape}")
+        B, T = ids.shape
+        lengths = validation.check_lengths(lengths, B, T)
+        keep = grad_enabled()
+        training = self.training
+        x = self.embedding(ids.T)                                        # (T, B, E), C-contiguous
+        embedding_mask = None
+        if training and self.embedding_dropout > 0:
+            embedding_mask = _dropout_mask(self._rng, x.shape, self.embedding_dropout, self.dtype)
+            x *= embedding_mask
+        out, hn = self.gru(x, lengths=lengths)                           # (T, B, D*H), (L*D, B, H)
+        features, argmax = self._pool(out, hn, lengths)
+        feature_mask = None
+        if training and self.dropout > 0:
+            feature_mask = _dropout_mask(self._rng, features.shape, self.dropout, self.dtype)
+            features = features * feature_mask
+        logits = self.head(features)
+        self._cache = dict(lengths=lengths, out_shape=out.shape, hn_shape=hn.shape, argmax=argmax,
+                           embedding_mask=embedding_mask, feature_mask=feature_mask) if keep else None
+        return logits
+
+    def _pool(self, out, hn, lengths):
+        """(features (B, D*H), argmax of "max" pooling or None) over each sequence's own steps."""
+        if self.pooling == "last":
+            D = self.gru.num_directions
+            return (hn[-1] if D == 1 else np.concatenate([hn[-2], hn[-1]], axis=-1)), None
+        if self.pooling == "mean":
+            # out is exactly 0 past each length, so the sum over all T steps is the sum over the real ones
+            return out.sum(axis=0) / lengths[:, None].astype(self.dtype), None
+        padded = np.arange(out.shape[0])[:, None] >= lengths             # (T, B)
+        argmax = np.where(padded[:, :, None], -np.inf, out).argmax(axis=0)[None]   # (1, B, D*H)
+        return np.take_along_axis(out, argmax, axis=0)[0], argmax
+
+    def backward(self, dlogits):
+        """Gradient with respect to the last forward's logits; adds into every parameter's grad. Returns None."""
+        if self._cache is None:
+            raise RuntimeError("backward needs a forward first: call model(ids, lengths) before "
+                               "model.backward(dlogits) (a forward under numgru.no_grad() keeps nothing for a backward)")
+        cache = self._cache
+        dfeatures = self.head.backward(dlogits)
+        if cache["feature_mask"] is not None:
+            dfeatures = dfeatures * cache["feature_mask"]
+        T, B, F = cache["out_shape"]
+        lengths = cache["lengths"]
+        dhn = None
+        if self.pooling == "last":
+            dout = np.zeros(cache["out_shape"], self.dtype)
+            dhn = np.zeros(cache["hn_shape"], self.dtype)
+            H = self.gru.hidden_size
+            if self.gru.num_directions == 1:
+                dhn[-1] = dfeatures
+            else:
+                dhn[-2] = dfeatures[:, :H]
+                dhn[-1] = dfeatures[:, H:]
+        elif self.pooling == "mean":
+            real = (np.arange(T)[:, None] < lengths)[:, :, None]           # (T, B, 1)
+            dout = np.where(real, dfeatures / lengths[:, None].astype(self.dtype), self.dtype.type(0))
+        else:
+            dout = np.zeros(cache["out_shape"], self.dtype)
+            np.put_along_axis(dout, cache["argmax"], dfeatures[None], axis=0)
+        dx, _ = self.gru.backward(dout, dhn)
+        if cache["embedding_mask"] is not None:
+            dx *= cache["embedding_mask"]
+        self.embedding.backward(dx)
+
+    def train(self, mode=True):
+        super().train(mode)
+        for layer in (self.embedding, self.gru, self.head):
+            layer.train(mode)
+        return self
+
+    # ------------------------------------------------------------------ text in, labels out
+
+    def encode(self, texts, max_len=None):
+        """Texts -> (ids int64 (B, T), lengths int64 (B,)), padded with ``<pad>``; ``max_len`` keeps the first tokens."""
+        tokenized = tokenize_texts("texts", texts, self.tokenizer, self.lower)
+        return text.pad([self.vocabulary.encode(tokens) for tokens in tokenized], self.vocabulary.pad_index,
+                        max_len=max_len)
+
+    def predict_logits(self, ids, lengths=None, batch_size=PREDICT_BATCH):
+        """Logits (B, C) in eval mode (dropout off), ``batch_size`` rows at a time, the rows of similar
+        length together (each batch is cut to its longest row)."""
+        batch_size = validation.check_positive_int("batch_size", batch_size)
+        ids = validation.check_ids("ids", ids, self.embedding.num_embeddings)
+        if ids.ndim != 2:
+            raise ValueError(f"ids must be 2-D (B, T), got shape {ids.shape}")
+        lengths = validation.check_lengths(lengths, ids.shape[0], ids.shape[1])
+        order = np.argsort(lengths, kind="stable")
+        logits = np.empty((len(ids), self.num_classes), self.dtype)
+        was_training = self.training
+        self.eval()
+        try:
+            with no_grad(), one_blas_thread():
+                for start in range(0, len(ids), batch_size):
+                    rows = order[start:start + batch_size]
+                    steps = lengths[rows].max()
+                    logits[rows] = self.forward(ids[rows, :steps], lengths[rows])
+        finally:
+            self.train(was_training)
+        return logits
+
+    def predict_proba(self, texts, max_len=None, batch_size=PREDICT_BATCH):
+        """Class probabilities (n, C), float64, rows summing to 1."""
+        logits = self.predict_logits(*self.encode(texts, max_len), batch_size=batch_size).astype(np.float64)
+        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return exp / exp.sum(axis=1, keepdims=True)
+
+    def predict_texts(self, texts, max_len=None, batch_size=PREDICT_BATCH):
+        """The most probable label of each text: a list of ``classes`` entries, or of ints 0..C-1 without them."""
+        best = self.predict_logits(*self.encode(texts, max_len), batch_size=batch_size).argmax(axis=1)
+        return [int(i) for i in best] if self.classes is None else [self.classes[i] for i in best]
+
+    # ------------------------------------------------------------------ training
+
+    def fit(self, texts, labels, *, validation_data=None, epochs=50, batch_size=32, lr=3e-3, weight_decay=0.0,
+            patience=5, min_delta=1e-4, clip_norm=None, max_len=None, shuffle=True, seed=None, progress=True,
+            desc="TextClassifierModel"):
+        """Train on texts and integer labels in [0, num_classes) with Adam; returns a ``numgru.History``.
+
+        validation_data: (texts, labels), evaluated after every epoch (its mean
+        cross-entropy is the monitored metric; without it, the training loss).
+        patience: stop after this many epochs without an improvement larger
+        than ``min_delta`` (None: run every epoch); the weights of the best
+        epoch are restored at the end. weight_decay: Adam's L2 term.
+        clip_norm: clip the global gradient norm of every batch. max_len: keep
+        each text's first ``max_len`` tokens. seed: the shuffling's generator.
+        """
+        epochs = validation.check_positive_int("epochs", epochs)
+        batch_size = validation.check_positive_int("batch_size", batch_size)
+        if patience is not None:
+            patience = validation.check_positive_int("patience", patience)
+        min_delta = validation.check_real("min_delta", min_delta, low=0.0)
+        if clip_norm is not None:
+            clip_norm = validation.check_real("clip_norm", clip_norm, low=0.0, low_open=True)
+        ids, lengths = self.encode(texts, max_len)
+        labels = validation.check_labels("labels", labels, (len(ids),), self.num_classes)
+        val = None
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise TypeError("validation_data must be (texts, labels)")
+            val_ids, val_lengths = self.encode(validation_data[0], max_len)
+            val = (val_ids, val_lengths,
+                   validation.check_labels("validation_data[1]", validation_data[1], (len(val_ids),), self.num_classes))
+        optimizer = Adam([self], lr=lr, weight_decay=weight_decay)
+        rng = np.random.default_rng(seed)
+        N = len(ids)
+        history = History("val_cross_entropy" if val is not None else "train_cross_entropy", "min")
+        bar = _progress_bar(epochs * N, desc, progress)
+        best_state, waited = None, 0
+        try:
+            with one_blas_thread():
+                for epoch in range(1, epochs + 1):
+                    start_time = time.perf_counter()
+                    self.train()
+                    order = rng.permutation(N) if shuffle else np.arange(N)
+                    total = 0.0
+                    for start in range(0, N, batch_size):
+                        rows = order[start:start + batch_size]
+                        optimizer.zero_grad()
+                        logits = self.forward(ids[rows, :lengths[rows].max()], lengths[rows])
+                        value, dlogits = losses.cross_entropy(logits, labels[rows])
+                        if not math.isfinite(value):
+                            raise FloatingPointError(f"training diverged: the loss is {value} at epoch {epoch}; "
+                                                     "lower the learning rate or pass clip_norm")
+                        self.backward(dlogits)
+                        if clip_norm is not None:
+                            clip_grad_norm([self], clip_norm)
+                        optimizer.step()
+                        total += value * len(rows)
+                        if bar is not None:
+                            bar.update(len(rows))
+                            bar.set_postfix_str(f"epoch {epoch}/{epochs} loss {value:.4g}", refresh=False)
+                    train_seconds = time.perf_counter() - start_time
+                    epoch_loss = total / N
+                    val_loss = None
+                    if val is not None:
+                        val_loss = losses.cross_entropy(self.predict_logits(val[0], val[1]), val[2])[0]
+                    monitored = epoch_loss if val_loss is None else val_loss
+                    history.epochs.append(epoch)
+                    history.loss.append(epoch_loss)
+                    history.val_loss.append(val_loss)
+                    history.val_metric.append(monitored)
+                    history.seconds.append(time.perf_counter() - start_time)
+                    history.samples_per_s.append(N / train_seconds if train_seconds > 0 else float("inf"))
+                    if history.best_metric is None or monitored < history.best_metric - min_delta:
+                        history.best_metric, history.best_epoch = monitored, epoch
+                        best_state, waited = self.state_dict(), 0
+                    else:
+                        waited += 1
+                    if bar is not None:
+                        bar.set_postfix_str(f"epoch {epoch}/{epochs} loss {epoch_loss:.4g} "
+                                            f"{history.metric_name} {monitored:.4g}")
+                    if patience is not None and waited >= patience and epoch < epochs:
+                        history.stopped_early = True
+                        break
+        finally:
+            if bar is not None:
+                bar.close()
+            self.drop_cache()
+        if history.best_epoch != history.epochs[-1]:
+            self.load_state_dict(best_state)
+            history.restored_best = True
+        return history
+
+    # ------------------------------------------------------------------ files
+
+    def config(self):
+        """The constructor arguments that rebuild this model (used by ``numgru.save``), JSON-able."""
+        return dict(vocabulary=self.vocabulary.to_list(), num_classes=self.num_classes,
+                    embedding_dim=self.embedding_dim, hidden_size=self.hidden_size, num_layers=self.num_layers,
+                    bidirectional=self.bidirectional, pooling=self.pooling, dropout=self.dropout,
+                    embedding_dropout=self.embedding_dropout, tokenizer=self.tokenizer, lower=self.lower,
+                    classes=self.classes, dtype=self.dtype.name)
+
+    def __repr__(self):
+        return (f"TextClassifierModel({len(self.vocabulary)} tokens, {self.num_classes} classes, "
+                f"embedding_dim={self.embedding_dim}, hidden_size={self.hidden_size}, num_layers={self.num_layers}, "
+                f"bidirectional={self.bidirectional}, pooling='{self.pooling}', tokenizer='{self.tokenizer}', "
+                f"dtype='{self.dtype.name}')")
