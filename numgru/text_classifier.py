@@ -124,7 +124,7 @@ class TextClassifierModel(Module):
 
     devices = ("cpu",)
 
-    def __init__(self, vocabulary, num_classes, embedding_dim=64, hidden_size=64, num_layers=1, bidirectional=True,
+    def __init__(self, vocabulary, num_classes, embedding_dim=128, hidden_size=128, num_layers=1, bidirectional=True,
                  pooling="max", dropout=0.5, embedding_dropout=0.3, tokenizer="word", lower=True, classes=None,
                  dtype="float32", device="auto", seed=None):
         super().__init__(dtype, device, seed)
@@ -215,7 +215,7 @@ class TextClassifierModel(Module):
         dfeatures = self.head.backward(dlogits)
         if cache["feature_mask"] is not None:
             dfeatures = dfeatures * cache["feature_mask"]
-        T, B, F = cache["out_shape"]
+        T = cache["out_shape"][0]
         lengths = cache["lengths"]
         dhn = None
         if self.pooling == "last":
@@ -248,7 +248,11 @@ class TextClassifierModel(Module):
 
     def encode(self, texts, max_len=None):
         """Texts -> (ids int64 (B, T), lengths int64 (B,)), padded with ``<pad>``; ``max_len`` keeps the first tokens."""
-        tokenized = tokenize_texts("texts", texts, self.tokenizer, self.lower)
+        return self._encode("texts", texts, max_len)
+
+    def _encode(self, name, texts, max_len):
+        """``encode`` with errors naming the argument ``name``."""
+        tokenized = tokenize_texts(name, texts, self.tokenizer, self.lower)
         return text.pad([self.vocabulary.encode(tokens) for tokens in tokenized], self.vocabulary.pad_index,
                         max_len=max_len)
 
@@ -276,7 +280,11 @@ class TextClassifierModel(Module):
 
     def predict_proba(self, texts, max_len=None, batch_size=PREDICT_BATCH):
         """Class probabilities (n, C), float64, rows summing to 1."""
-        logits = self.predict_logits(*self.encode(texts, max_len), batch_size=batch_size).astype(np.float64)
+        return self._predict_proba("texts", texts, max_len, batch_size)
+
+    def _predict_proba(self, name, texts, max_len, batch_size=PREDICT_BATCH):
+        """``predict_proba`` with errors naming the argument ``name``."""
+        logits = self.predict_logits(*self._encode(name, texts, max_len), batch_size=batch_size).astype(np.float64)
         exp = np.exp(logits - logits.max(axis=1, keepdims=True))
         return exp / exp.sum(axis=1, keepdims=True)
 
@@ -287,16 +295,16 @@ class TextClassifierModel(Module):
 
     # ------------------------------------------------------------------ training
 
-    def fit(self, texts, labels, *, validation_data=None, epochs=50, batch_size=32, lr=3e-3, weight_decay=0.0,
-            patience=5, min_delta=1e-4, clip_norm=None, max_len=None, shuffle=True, seed=None, progress=True,
-            desc="TextClassifierModel"):
+    def fit(self, texts, labels, *, validation_data=None, epochs=50, batch_size=32, lr=2e-3, weight_decay=0.0,
+            patience=5, min_delta=1e-4, clip_norm=None, max_len=None, shuffle=True, seed=None, restore_best=True,
+            progress=True, desc="TextClassifierModel"):
         """Train on texts and integer labels in [0, num_classes) with Adam; returns a ``numgru.History``.
 
         validation_data: (texts, labels), evaluated after every epoch (its mean
         cross-entropy is the monitored metric; without it, the training loss).
         patience: stop after this many epochs without an improvement larger
-        than ``min_delta`` (None: run every epoch); the weights of the best
-        epoch are restored at the end. weight_decay: Adam's L2 term.
+        than ``min_delta`` (None: run every epoch). restore_best: end with the
+        weights of the best epoch. weight_decay: Adam's L2 term.
         clip_norm: clip the global gradient norm of every batch. max_len: keep
         each text's first ``max_len`` tokens. seed: the shuffling's generator.
         """
@@ -359,7 +367,7 @@ class TextClassifierModel(Module):
                     history.samples_per_s.append(N / train_seconds if train_seconds > 0 else float("inf"))
                     if history.best_metric is None or monitored < history.best_metric - min_delta:
                         history.best_metric, history.best_epoch = monitored, epoch
-                        best_state, waited = self.state_dict(), 0
+                        best_state, waited = self.state_dict() if restore_best else None, 0
                     else:
                         waited += 1
                     if bar is not None:
@@ -372,7 +380,7 @@ class TextClassifierModel(Module):
             if bar is not None:
                 bar.close()
             self.drop_cache()
-        if history.best_epoch != history.epochs[-1]:
+        if restore_best and history.best_epoch != history.epochs[-1]:
             self.load_state_dict(best_state)
             history.restored_best = True
         return history
