@@ -1,7 +1,9 @@
-"""The command line: ``python -m numgru train | predict | info | bench`` (also installed as ``numgru``).
+"""The command line: ``python -m numgru train | generate | predict | info | bench`` (also installed as ``numgru``).
 
     python -m numgru train                      # adding problem T=50: 1-3 minutes on 2 cores, once compiled
     python -m numgru train --task sunspots --epochs 100 --out runs/
+    python -m numgru train --task shakespeare   # a character-level LanguageModel, 10 minutes of training
+    python -m numgru generate numgru-out/shakespeare.npz --prompt "ROMEO:" --length 400 --temperature 0.8 --seed 0
     python -m numgru predict numgru-out/adding.npz numgru-out/adding-inputs.npy
     python -m numgru info
     python -m numgru bench --quick --chart bench.png
@@ -46,19 +48,21 @@ def build_parser():
     from . import tasks
     parser = argparse.ArgumentParser(prog="python -m numgru",
                                      description="numgru: GRU training and inference on NumPy arrays.")
-    sub = parser.add_subparsers(dest="command", metavar="{train,predict,info,bench}")
+    sub = parser.add_subparsers(dest="command", metavar="{train,generate,predict,info,bench}")
     sub.required = True
 
     train = sub.add_parser("train", help="train a GRU on a built-in task, report the test metric, save model and plot",
                            description="Train GRU + Linear on a built-in task (no downloads). Unset options take "
                                        "the task's recipe (see numgru.tasks). Writes the model (.npz), a PNG plot, "
                                        "the history (.json) and a few test inputs (.npy) to --out.")
-    train.add_argument("--task", default="adding", choices=list(tasks.TASKS), help="the task (default: adding, T=50)")
+    train.add_argument("--task", default="adding", choices=list(tasks.TASKS) + list(_TEXT_TRAINERS),
+                       help="the task (default: adding, T=50)")
     train.add_argument("--epochs", type=int, help="maximum number of epochs")
     train.add_argument("--hidden", type=int, help="hidden units per layer")
     train.add_argument("--layers", type=int, help="number of stacked GRU layers")
     train.add_argument("--lr", type=float, help="Adam learning rate")
     train.add_argument("--batch", type=int, help="mini-batch size")
+    _add_language_model_arguments(train)
     train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to run (default: auto)")
     train.add_argument("--seed", type=int, default=0, help="seed of the data, the initial weights and the shuffling")
     train.add_argument("--out", default="numgru-out", help="output directory (default: ./numgru-out)")
@@ -84,6 +88,7 @@ def build_parser():
     predict.add_argument("--batch", type=int, default=1024, help="sequences per forward pass (default 1024)")
     predict.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 
+    _add_generate_parser(sub)
     sub.add_parser("info", help="versions, threads, threading layer and which devices work")
     bench_parser = sub.add_parser("bench", help="numgru vs PyTorch side by side: ratios, GFLOP/s, optional PNG chart")
     bench.add_arguments(bench_parser)
@@ -138,6 +143,9 @@ def _raw_inputs(task, count=16):
 
 def cmd_train(args, out=None):
     out = sys.stdout if out is None else out
+    if args.task in _TEXT_TRAINERS:
+        return _TEXT_TRAINERS[args.task](args, out)
+    _reject_language_model_arguments(args)
     from . import __version__
     from .models import GRUModel
     from .optim import Adam
@@ -226,6 +234,174 @@ def cmd_train(args, out=None):
     print(f"history: {stem}-history.json", file=out)
     lengths_flag = f" --lengths {stem}-lengths.npy" if task.lengths_test is not None else ""
     print(f"try:     python -m numgru predict {model_path} {inputs_path}{lengths_flag}", file=out)
+    return 0
+
+
+# ------------------------------------------------------------------------ train: a language model
+
+_LM_FLAGS = {"bptt": "--bptt", "time_limit": "--time-limit", "embedding_dim": "--embedding-dim",
+             "eval_every": "--eval-every"}
+
+
+def _add_language_model_arguments(train):
+    group = train.add_argument_group("language models (--task shakespeare)")
+    group.add_argument("--bptt", type=int, help="steps of truncated backpropagation through time per window")
+    group.add_argument("--time-limit", type=float,
+                       help="stop after this many seconds of training (evaluation excluded; 0: no limit); "
+                            "--epochs alone drops the recipe's time limit")
+    group.add_argument("--embedding-dim", type=int, help="size of the token embedding")
+    group.add_argument("--eval-every", type=int, help="score the validation text every this many windows")
+
+
+def _reject_language_model_arguments(args):
+    for key, flag in _LM_FLAGS.items():
+        if getattr(args, key) is not None:
+            raise CLIError(f"{flag} applies to language-model tasks ({', '.join(_TEXT_TRAINERS)}), not {args.task!r}")
+
+
+def _language_model_recipe(args, task):
+    """The task's recipe with the flags given on the command line."""
+    recipe = dict(task.recipe)
+    if args.epochs is not None and args.time_limit is None:
+        recipe["time_limit"] = None
+    for key in ("epochs", "hidden", "layers", "lr", "batch", "clip") + tuple(_LM_FLAGS):
+        value = getattr(args, key)
+        if value is not None:
+            recipe[key] = value
+    for key in ("epochs", "hidden", "layers", "batch", "bptt", "embedding_dim", "eval_every"):
+        if recipe[key] is not None and recipe[key] < 1:
+            raise CLIError(f"--{key.replace('_', '-')} must be at least 1, got {recipe[key]}")
+    if recipe["lr"] <= 0:
+        raise CLIError(f"--lr must be positive, got {recipe['lr']}")
+    recipe["clip"] = recipe["clip"] or None                   # 0: no clipping
+    recipe["time_limit"] = recipe["time_limit"] or None       # 0: no limit
+    if recipe["epochs"] is None and recipe["time_limit"] is None:
+        raise CLIError("--time-limit 0 needs --epochs: training would never stop")
+    return recipe
+
+
+def _train_language_model(args, out):
+    """`train --task shakespeare`: a LanguageModel by truncated BPTT; saves it, its curve and a sample of its writing."""
+    import shlex
+
+    from . import __version__, tasks, text
+    from .language_model import LanguageModel
+    from .serialization import save
+
+    if args.n_test is not None or args.patience is not None:
+        raise CLIError(f"--{'n-test' if args.n_test is not None else 'patience'} does not apply to task {args.task!r}")
+    kwargs = _parse_task_args(args.task_arg)
+    kwargs.update({name: getattr(args, name) for name in ("n_train", "n_val") if getattr(args, name) is not None})
+    try:
+        task = tasks.TEXT_TASKS[args.task](**kwargs)
+    except (TypeError, ValueError) as err:
+        raise CLIError(f"task {args.task!r}: {err}") from None
+    recipe = _language_model_recipe(args, task)
+    try:
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as err:
+        raise CLIError(f"cannot create the output directory {args.out!r}: {err}") from None
+    vocab = text.Vocabulary.build([text.tokenize(task.train_text, task.tokenizer, task.lower)])
+    try:
+        model = LanguageModel(vocab, recipe["embedding_dim"], recipe["hidden"], recipe["layers"],
+                              dropout=recipe["dropout"], tokenizer=task.tokenizer, lower=task.lower, dtype=args.dtype,
+                              device=args.device, seed=args.seed)
+    except (RuntimeError, ValueError) as err:     # a device that cannot run it
+        raise CLIError(str(err)) from None
+    unit = "char" if task.tokenizer == "char" else "token"
+    print(f"numgru {__version__} | task: {task.description}", file=out)
+    print(f"data: {len(task.train_text)} training / {len(task.val_text)} validation characters, "
+          f"vocabulary of {len(vocab)} tokens ({task.tokenizer}-level, specials included)", file=out)
+    n_params = sum(p.size for p in model.parameters().values())
+    print(f"model: {model!r}, {n_params} parameters, on {model.device}", file=out)
+    limit = "none" if recipe["time_limit"] is None else f"{recipe['time_limit']:g} s"
+    print(f"training: truncated BPTT, {recipe['batch']} streams x {recipe['bptt']} steps a window, Adam "
+          f"lr={recipe['lr']:g}, clip {recipe['clip']}, epochs {recipe['epochs'] or 'unlimited'}, time limit {limit}, "
+          f"seed {args.seed}", file=out)
+
+    start = time.perf_counter()
+    print("compiling the kernels (first call in a process) ...", end=" ", flush=True, file=out)
+    warm = model.encode(task.train_text[:recipe["batch"] * recipe["bptt"]])
+    # a window of the shape training uses (the text repeated if short), so its kernels are the ones compiled
+    logits, _ = model(np.resize(warm, (recipe["batch"], max(1, min(recipe["bptt"], len(warm) // recipe["batch"])))))
+    model.backward(np.zeros_like(logits))
+    model.zero_grad()
+    print(f"done in {time.perf_counter() - start:.1f} s", file=out, flush=True)
+    try:
+        history = model.fit(task.train_text, task.val_text, batch_size=recipe["batch"], bptt=recipe["bptt"],
+                            epochs=recipe["epochs"], lr=recipe["lr"], clip_norm=recipe["clip"],
+                            time_limit=recipe["time_limit"], eval_every=recipe["eval_every"], seed=args.seed,
+                            progress=not args.quiet)
+    except ValueError as err:           # a text too short for the batch, ...
+        raise CLIError(str(err)) from None
+    seconds = time.perf_counter() - start
+    nats = history.val_nats[-1]
+    stop = "time limit" if history.stopped_by_time else "epochs done"
+    print(f"trained {history.windows[-1]} windows ({history.epochs[-1]:.2f} epochs, {stop}) in "
+          f"{history.seconds[-1]:.1f} s of training ({seconds:.1f} s with compilation and evaluation)", file=out)
+    print(f"validation: {nats:.4f} nats/{unit}, perplexity {history.val_perplexity[-1]:.3f}, "
+          f"{history.val_bits[-1]:.4f} bits/{unit}", file=out)
+
+    stem = os.path.join(args.out, task.name)
+    metadata = dict(task=task.name, task_params=task.params, description=task.description, recipe=recipe,
+                    seed=args.seed, seconds=seconds, val_nats=nats, val_bits=history.val_bits[-1],
+                    val_perplexity=history.val_perplexity[-1])
+    model_path = save(stem + ".npz", model, metadata=metadata)
+    with open(stem + "-history.json", "w") as f:
+        json.dump(dict(history.as_dict(), recipe=recipe, seed=args.seed), f, indent=1)
+    print(f"model:   {model_path}", file=out)
+    try:
+        from .plotting import plot_language_model
+        plot_path = plot_language_model(stem + ".png", history, f"numgru LanguageModel: {task.description}")
+        print(f"plot:    {plot_path}", file=out)
+    except ImportError as err:
+        print(f"plot:    skipped: {err}", file=out)
+    print(f"history: {stem}-history.json", file=out)
+    sample_args = dict(prompt=task.prompt, length=400, temperature=0.8, seed=args.seed)
+    print(f"sample ({', '.join(f'{k}={v!r}' for k, v in sample_args.items() if k != 'prompt')}):", file=out)
+    print(task.prompt + ("" if task.tokenizer == "char" else " ") + model.generate(**sample_args), file=out)
+    print(f"try:     python -m numgru generate {model_path} --prompt {shlex.quote(task.prompt)} --length 400 "
+          f"--temperature 0.8 --seed {args.seed}", file=out)
+    return 0
+
+
+_TEXT_TRAINERS = {"shakespeare": _train_language_model}
+
+
+# ---------------------------------------------------------------------------------------- generate
+
+def _add_generate_parser(sub):
+    generate = sub.add_parser("generate", help="write text with a saved language model",
+                              description="Continue a prompt with a LanguageModel saved by `train --task "
+                                          "shakespeare` (or numgru.save): prints the prompt and the new text.")
+    generate.add_argument("model", help="model file (.npz) holding a LanguageModel")
+    generate.add_argument("--prompt", required=True, help="the text to continue (characters the model never saw "
+                                                          "read as <unk>)")
+    generate.add_argument("--length", type=int, default=400, help="new tokens to write (default 400)")
+    generate.add_argument("--temperature", type=float, default=1.0,
+                          help="divides the logits: below 1 safer, above 1 wilder (default 1)")
+    generate.add_argument("--top-k", type=int, help="draw only among the k likeliest tokens (1: greedy)")
+    generate.add_argument("--seed", type=int, help="sampling seed: the same seed writes the same text "
+                                                   "(default: a fresh one each run)")
+
+
+def cmd_generate(args, out=None):
+    out = sys.stdout if out is None else out
+    from .language_model import LanguageModel
+    from .serialization import ModelFileError, load
+    try:
+        model = load(args.model, device="cpu")
+    except (FileNotFoundError, ModelFileError, RuntimeError) as err:
+        raise CLIError(str(err)) from None
+    if not isinstance(model, LanguageModel):
+        raise CLIError(f"{args.model} holds a {type(model).__name__}; generate runs a LanguageModel "
+                       "(what `python -m numgru train --task shakespeare` writes)")
+    try:
+        new = model.generate(args.prompt, args.length, temperature=args.temperature, top_k=args.top_k,
+                             seed=args.seed)
+    except (TypeError, ValueError) as err:
+        raise CLIError(str(err)) from None
+    print(args.prompt + ("" if model.tokenizer == "char" or not new else " ") + new, file=out)
     return 0
 
 
@@ -367,7 +543,8 @@ def cmd_info(args, out=None):
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    commands = {"train": cmd_train, "predict": cmd_predict, "info": cmd_info, "bench": bench.main}
+    commands = {"train": cmd_train, "generate": cmd_generate, "predict": cmd_predict, "info": cmd_info,
+                "bench": bench.main}
     try:
         return commands[args.command](args)
     except CLIError as err:

@@ -393,6 +393,14 @@ class LanguageModel(Module):
                     hidden_size=self.hidden_size, num_layers=self.num_layers, dropout=self.dropout,
                     tokenizer=self.tokenizer, lower=self.lower, dtype=self.dtype.name)
 
+    def explain_shapes(self, shapes):
+        """What is wrong with saved parameter ``shapes`` (name -> list) for this model, as the start of
+        ``numgru.load``'s error: a vocabulary whose size is not the embedding's, or nothing ('')."""
+        rows = shapes.get("embedding.weight", [None])[0]
+        if rows == len(self.vocabulary):
+            return ""
+        return f"the vocabulary in its config holds {len(self.vocabulary)} tokens but the embedding has {rows} rows; "
+
     def __repr__(self):
         return (f"LanguageModel({len(self.vocabulary)} tokens ({self.tokenizer}), embedding_dim={self.embedding_dim}, "
                 f"hidden_size={self.hidden_size}, num_layers={self.num_layers}, dropout={self.dropout}, "

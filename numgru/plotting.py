@@ -7,7 +7,7 @@ and no window opens.
 """
 import numpy as np
 
-__all__ = ["plot_run", "plot_history", "MATPLOTLIB_ADVICE"]
+__all__ = ["plot_run", "plot_history", "plot_language_model", "MATPLOTLIB_ADVICE"]
 
 MATPLOTLIB_ADVICE = "matplotlib is not installed (pip install 'numgru[plot]' or pip install matplotlib)"
 
@@ -111,5 +111,25 @@ def plot_run(path, history, task, pred, metric_value):
         ax_loss.legend()
     _draw_predictions(ax_pred, task, np.asarray(pred), metric_value)
     fig.suptitle(f"numgru: {task.description}")
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def plot_language_model(path, history, title):
+    """Training and validation nats per token of a ``LanguageModel.fit`` history, against training seconds
+    and against epochs, written to ``path`` (PNG). Returns the path.
+    """
+    fig, axes = _figure(2)
+    unit = history.unit
+    for ax, x, label in zip(axes, (history.seconds, history.epochs), ("training seconds (evaluation excluded)",
+                                                                      "epochs")):
+        ax.plot(x, history.train_loss, marker=".", label="training (mean since the previous point)")
+        if any(v is not None for v in history.val_nats):
+            ax.plot(x, history.val_nats, marker=".", label="validation")
+        ax.set_xlabel(label)
+        ax.set_ylabel(f"nats per {unit}")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
     fig.savefig(path, dpi=110)
     return path

@@ -335,7 +335,10 @@ def _build(path, header, device):
     if listed != builds:
         differences = [f"{name!r} is listed as {listed.get(name, 'absent')}, the config builds {builds.get(name, 'none')}"
                        for name in sorted(set(listed) | set(builds)) if listed.get(name) != builds.get(name)]
-        raise ModelFileError(path, f"the weights do not match the {kind} its config describes: {'; '.join(differences)}")
+        explain = getattr(model, "explain_shapes", None)      # a model's own words for it (a vocabulary's size)
+        because = "" if explain is None else explain(listed)
+        raise ModelFileError(path, f"{because}the weights do not match the {kind} its config describes: "
+                                   f"{'; '.join(differences)}")
     return model
 
 

@@ -33,7 +33,8 @@ import numpy as np
 from . import validation
 
 __all__ = ["Task", "TASKS", "load", "pattern", "adding", "copy_memory", "mackey_glass", "sunspots", "waveforms",
-           "mackey_glass_series", "sunspots_series", "shakespeare_text", "sentiment_sentences"]
+           "mackey_glass_series", "sunspots_series", "shakespeare_text", "sentiment_sentences", "TextTask",
+           "TEXT_TASKS", "shakespeare"]
 
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 
@@ -380,4 +381,51 @@ def size_arguments(name):
     import inspect
     params = inspect.signature(TASKS[name]).parameters
     return [p for p in params if p.startswith("n_") and p != "n_symbols"]
+
+
+# ---------------------------------------------------------------- language modelling
+
+@dataclass
+class TextTask:
+    """A language-modelling task: one text to train on, one to validate on, and a recipe for ``LanguageModel``."""
+
+    name: str
+    description: str
+    train_text: str
+    val_text: str
+    tokenizer: str                    # "char" or "word", for LanguageModel(tokenizer=...)
+    lower: bool
+    prompt: str                       # what a sample of the trained model's writing starts from
+    recipe: dict = field(default_factory=dict)   # LanguageModel and LanguageModel.fit settings
+    params: dict = field(default_factory=dict)
+
+    def __repr__(self):
+        return (f"TextTask({self.name!r}: {len(self.train_text)} training and {len(self.val_text)} validation "
+                f"characters, {self.tokenizer}-level)")
+
+
+def shakespeare(n_train=None, n_val=None):
+    """Tiny Shakespeare, character-level: the first 90 % of the characters train, the last 10 % validate.
+
+    1,003,854 and 111,540 characters, 65 distinct, all of the validation's
+    seen in training (the split nanoGPT's char-level Shakespeare uses).
+    n_train, n_val: keep only the first n characters of each part (small
+    runs and tests). The recipe is a 2-layer GRU of 256 units trained for a
+    fixed time (see the README of this issue's measurements).
+    """
+    corpus = shakespeare_text()
+    cut = int(0.9 * len(corpus))
+    train, val = corpus[:cut], corpus[cut:]
+    for name, size in (("n_train", n_train), ("n_val", n_val)):
+        if size is not None:
+            validation.check_positive_int(name, size)
+    train, val = train[:n_train], val[:n_val]
+    return TextTask("shakespeare", "tiny Shakespeare, next character (90 % train / 10 % validation)", train, val,
+                    tokenizer="char", lower=False, prompt="ROMEO:",
+                    recipe=dict(embedding_dim=64, hidden=256, layers=2, dropout=0.0, batch=32, bptt=100, lr=3e-3,
+                                clip=5.0, epochs=None, time_limit=600.0, eval_every=100),
+                    params=dict(n_train=n_train, n_val=n_val))
+
+
+TEXT_TASKS = {"shakespeare": shakespeare}
 
