@@ -32,10 +32,11 @@ import time
 
 import numpy as np
 
-from . import losses, text, validation
+from . import config, losses, text, threads, validation
 from .embedding import Embedding
 from .grad_mode import grad_enabled, no_grad
 from .gru import GRU
+from .kernels import cpu
 from .linear import Linear
 from .module import Module
 from .optim import Adam, clip_grad_norm
@@ -100,6 +101,11 @@ def tokenize_texts(name, texts, tokenizer, lower):
         except ValueError as err:
             raise ValueError(f"{name}[{i}] gives no token to classify: {err}") from None
     return tokenized
+
+
+def _threads_for(work):
+    """Numba's threads for ``work`` elements worth waking them for (as the recurrences decide), else 1."""
+    return threads._numba_threads() if work >= config.PARALLEL_MIN_REGION_WORK else 1
 
 
 def _dropout_mask(rng, shape, rate, dtype):
@@ -195,16 +201,14 @@ class TextClassifierModel(Module):
         return logits
 
     def _pool(self, out, hn, lengths):
-        """(features (B, D*H), argmax of "max" pooling or None) over each sequence's own steps."""
+        """(features (B, D*H), argmax (B, D*H) of "max" pooling or None) over each sequence's own steps."""
         if self.pooling == "last":
             D = self.gru.num_directions
             return (hn[-1] if D == 1 else np.concatenate([hn[-2], hn[-1]], axis=-1)), None
         if self.pooling == "mean":
             # out is exactly 0 past each length, so the sum over all T steps is the sum over the real ones
             return out.sum(axis=0) / lengths[:, None].astype(self.dtype), None
-        padded = np.arange(out.shape[0])[:, None] >= lengths             # (T, B)
-        argmax = np.where(padded[:, :, None], -np.inf, out).argmax(axis=0)[None]   # (1, B, D*H)
-        return np.take_along_axis(out, argmax, axis=0)[0], argmax
+        return cpu.max_pool(np.ascontiguousarray(out), lengths, _threads_for(out.size))
 
     def backward(self, dlogits):
         """Gradient with respect to the last forward's logits; adds into every parameter's grad. Returns None."""
@@ -231,8 +235,7 @@ class TextClassifierModel(Module):
             real = (np.arange(T)[:, None] < lengths)[:, :, None]           # (T, B, 1)
             dout = np.where(real, dfeatures / lengths[:, None].astype(self.dtype), self.dtype.type(0))
         else:
-            dout = np.zeros(cache["out_shape"], self.dtype)
-            np.put_along_axis(dout, cache["argmax"], dfeatures[None], axis=0)
+            dout = cpu.max_pool_backward(cache["argmax"], dfeatures, T, _threads_for(dfeatures.size * T))
         dx, _ = self.gru.backward(dout, dhn)
         if cache["embedding_mask"] is not None:
             dx *= cache["embedding_mask"]
