@@ -4,6 +4,8 @@
     python -m numgru train --task sunspots --epochs 100 --out runs/
     python -m numgru train --task shakespeare   # a character-level LanguageModel, 10 minutes of training
     python -m numgru generate numgru-out/shakespeare.npz --prompt "ROMEO:" --length 400 --temperature 0.8 --seed 0
+    python -m numgru train --task sentiment     # a word-level TextClassifierModel on 2,400 review sentences
+    python -m numgru predict numgru-out/sentiment.npz numgru-out/sentiment-sentences.txt
     python -m numgru predict numgru-out/adding.npz numgru-out/adding-inputs.npy
     python -m numgru info
     python -m numgru bench --quick --chart bench.png
@@ -75,16 +77,20 @@ def build_parser():
     for size in ("n-train", "n-val", "n-test"):    # hidden: small budgets for tests and smoke runs
         train.add_argument(f"--{size}", type=int, help=argparse.SUPPRESS)
 
-    predict = sub.add_parser("predict", help="run a saved model on a .npy file",
+    predict = sub.add_parser("predict", help="run a saved model on a .npy file (a text classifier: on a text file)",
                              description="Run a model saved by `train` (or numgru.save) on the sequences in a .npy "
                                          "file: (B, T, input_size), or (B, T) when input_size is 1, or one "
                                          "sequence (T, input_size). Values are in the task's own units: a "
-                                         "standardised series is scaled in and out as in training.")
+                                         "standardised series is scaled in and out as in training. A text "
+                                         "classifier (train --task sentiment) reads a UTF-8 text file, one text a "
+                                         "line, and prints one label a line (an empty or blank line is an error "
+                                         "naming it).")
     predict.add_argument("model", help="model file (.npz) written by train or numgru.save")
-    predict.add_argument("inputs", help="input sequences (.npy)")
+    predict.add_argument("inputs", help="input sequences (.npy), or texts (one a line) for a text classifier")
     predict.add_argument("--lengths", help="sequence lengths (.npy of integers, one per sequence)")
-    predict.add_argument("--out", help="write the predictions to this .npy file")
-    predict.add_argument("--raw", action="store_true", help="classification: write the logits, not the labels")
+    predict.add_argument("--out", help="write the predictions to this .npy file (a text classifier: this text file)")
+    predict.add_argument("--raw", action="store_true", help="classification: write the logits, not the labels (a "
+                                                            "text classifier: each class's probability, tab-separated)")
     predict.add_argument("--batch", type=int, default=1024, help="sequences per forward pass (default 1024)")
     predict.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 
@@ -253,10 +259,11 @@ def _add_language_model_arguments(train):
     group.add_argument("--eval-every", type=int, help="score the validation text every this many windows")
 
 
-def _reject_language_model_arguments(args):
+def _reject_language_model_arguments(args, allowed=()):
+    from .tasks import TEXT_TASKS
     for key, flag in _LM_FLAGS.items():
-        if getattr(args, key) is not None:
-            raise CLIError(f"{flag} applies to language-model tasks ({', '.join(_TEXT_TRAINERS)}), not {args.task!r}")
+        if getattr(args, key) is not None and key not in allowed:
+            raise CLIError(f"{flag} applies to language-model tasks ({', '.join(TEXT_TASKS)}), not {args.task!r}")
 
 
 def _language_model_recipe(args, task):
@@ -365,7 +372,120 @@ def _train_language_model(args, out):
     return 0
 
 
-_TEXT_TRAINERS = {"shakespeare": _train_language_model}
+# ------------------------------------------------------------------- train: a text classifier
+
+def _tfidf_accuracy(task):
+    """Test accuracy of scikit-learn's TfidfVectorizer() + LogisticRegression() (defaults) trained on the same
+    training texts, or None without scikit-learn."""
+    try:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+    except ImportError:
+        return None
+    baseline = make_pipeline(TfidfVectorizer(), LogisticRegression()).fit(task.texts_train, task.y_train)
+    return float(baseline.score(task.texts_test, task.y_test))
+
+
+def _train_text_classifier(args, out):
+    """`train --task sentiment`: a TextClassifierModel with early stopping on the validation split; test accuracy
+    next to TF-IDF + logistic regression and the majority class; saves the model, a plot and test sentences."""
+    from . import __version__, tasks, text
+    from .serialization import save
+    from .text_classifier import TextClassifierModel, tokenize_texts
+
+    _reject_language_model_arguments(args, allowed=("embedding_dim",))
+    kwargs = _parse_task_args(args.task_arg)
+    kwargs.update({name: getattr(args, name) for name in ("n_train", "n_val", "n_test")
+                   if getattr(args, name) is not None})
+    kwargs.setdefault("seed", args.seed)
+    try:
+        task = tasks.TEXT_CLASSIFICATION_TASKS[args.task](**kwargs)
+    except (TypeError, ValueError) as err:
+        raise CLIError(f"task {args.task!r}: {err}") from None
+    for key in ("epochs", "hidden", "layers", "batch", "patience", "embedding_dim"):
+        value = getattr(args, key)
+        if value is not None and value < 1:
+            raise CLIError(f"--{key.replace('_', '-')} must be at least 1, got {value}")
+    if args.lr is not None and args.lr <= 0:
+        raise CLIError(f"--lr must be positive, got {args.lr}")
+    model_args = {name: getattr(args, flag) for name, flag in (("embedding_dim", "embedding_dim"),
+                  ("hidden_size", "hidden"), ("num_layers", "layers")) if getattr(args, flag) is not None}
+    import inspect
+    defaults = inspect.signature(TextClassifierModel.fit).parameters
+    fit_args = {name: defaults[name].default if getattr(args, flag) is None else getattr(args, flag)
+                for name, flag in (("epochs", "epochs"), ("lr", "lr"), ("batch_size", "batch"),
+                                   ("patience", "patience"))}
+    fit_args["clip_norm"] = args.clip or None                      # 0: no clipping
+    try:
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as err:
+        raise CLIError(f"cannot create the output directory {args.out!r}: {err}") from None
+    vocab = text.Vocabulary.build(tokenize_texts("texts_train", task.texts_train, task.tokenizer, task.lower))
+    try:
+        model = TextClassifierModel(vocab, len(task.classes), tokenizer=task.tokenizer, lower=task.lower,
+                                    classes=task.classes, dtype=args.dtype, device=args.device, seed=args.seed,
+                                    **model_args)
+    except RuntimeError as err:     # a device that cannot run it
+        raise CLIError(str(err)) from None
+    print(f"numgru {__version__} | task: {task.description}", file=out)
+    print(f"data: {len(task.texts_train)} train / {len(task.texts_val)} validation / {len(task.texts_test)} test "
+          f"texts, vocabulary of {len(vocab)} tokens ({task.tokenizer}-level, from the training texts, specials "
+          f"included; unseen tokens read as <unk>)", file=out)
+    n_params = sum(p.size for p in model.parameters().values())
+    print(f"model: {model!r}, {n_params} parameters, on {model.device}", file=out)
+    print(f"training: Adam lr={fit_args['lr']:g}, batch {fit_args['batch_size']}, up to {fit_args['epochs']} epochs, "
+          f"clip {fit_args['clip_norm']}, early stop after {fit_args['patience']} epochs without a lower validation "
+          f"loss, seed {args.seed}", file=out)
+
+    start = time.perf_counter()
+    print("compiling the kernels (first call in a process) ...", end=" ", flush=True, file=out)
+    logits = model(*model.encode(task.texts_train[:2]))
+    model.backward(np.zeros_like(logits))
+    model.zero_grad()
+    print(f"done in {time.perf_counter() - start:.1f} s", file=out, flush=True)
+    history = model.fit(task.texts_train, task.y_train, validation_data=(task.texts_val, task.y_val), seed=args.seed,
+                        progress=not args.quiet, desc=task.name, **fit_args)
+    pred = model.predict_logits(*model.encode(task.texts_test)).argmax(axis=1)
+    accuracy = float((pred == task.y_test).mean())
+    seconds = time.perf_counter() - start
+    stop_note = " (early stop)" if history.stopped_early else ""
+    best_note = f", weights of epoch {history.best_epoch}" if history.restored_best else ""
+    print(f"trained {len(history)} epoch{'s' if len(history) > 1 else ''}{stop_note}{best_note} in "
+          f"{sum(history.seconds):.1f} s ({seconds:.1f} s with compilation)", file=out)
+    majority = float((task.y_test == np.bincount(task.y_train, minlength=len(task.classes)).argmax()).mean())
+    tfidf = _tfidf_accuracy(task)
+    tfidf_note = "skipped (needs scikit-learn)" if tfidf is None else f"{tfidf:.4f}"
+    print(f"test accuracy: {accuracy:.4f}   TF-IDF + LogisticRegression (scikit-learn defaults, same training texts): "
+          f"{tfidf_note}   majority class: {majority:.4f}", file=out)
+
+    stem = os.path.join(args.out, task.name)
+    metadata = dict(task=task.name, task_params=task.params, description=task.description, test_accuracy=accuracy,
+                    tfidf_logistic_regression_accuracy=tfidf, majority_accuracy=majority, seed=args.seed,
+                    seconds=seconds, model_args=model_args, fit_args=fit_args)
+    model_path = save(stem + ".npz", model, metadata=metadata)
+    with open(stem + "-history.json", "w") as f:
+        json.dump(dict(history.as_dict(), test_accuracy=accuracy, tfidf_logistic_regression_accuracy=tfidf,
+                       majority_accuracy=majority), f, indent=1)
+    sentences_path = stem + "-sentences.txt"
+    with open(sentences_path, "w", encoding="utf-8", newline="\n") as f:
+        f.writelines(sentence.strip() + "\n" for sentence in task.texts_test[:16])
+    print(f"model:   {model_path}", file=out)
+    try:
+        from .plotting import plot_text_classifier
+        label = f"test accuracy {accuracy:.4f} (TF-IDF + LR {tfidf_note}, majority {majority:.4f})"
+        plot_path = plot_text_classifier(stem + ".png", history, task.y_test, pred, task.classes, label,
+                                         f"numgru TextClassifierModel: {task.description}")
+        print(f"plot:    {plot_path}", file=out)
+    except ImportError as err:
+        print(f"plot:    skipped: {err}", file=out)
+    print(f"history: {stem}-history.json", file=out)
+    print(f"try:     python -m numgru predict {model_path} {sentences_path}   (the first 16 test sentences, one a "
+          "line)", file=out)
+    return 0
+
+
+_TEXT_TRAINERS = {"shakespeare": _train_language_model, "sentiment": _train_text_classifier}
 
 
 # ---------------------------------------------------------------------------------------- generate
@@ -436,16 +556,64 @@ def _load_inputs(path, input_size):
                    + (", (B, T) or (T,)" if input_size == 1 else f" or one sequence (T, {input_size})"))
 
 
+def _read_lines(path):
+    """The lines of a UTF-8 text file, split at line feeds only (review sentences hold U+0085), a final one
+    and each line's carriage return dropped; an empty or blank line is an error naming it."""
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            content = f.read()
+    except FileNotFoundError:
+        raise CLIError(f"texts file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise CLIError(f"cannot read texts from {path}: {err} (expected UTF-8 text, one text a line)") from None
+    lines = content.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    lines = [line[:-1] if line.endswith("\r") else line for line in lines]
+    if not lines:
+        raise CLIError(f"{path} holds no text: expected one text a line")
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            raise CLIError(f"{path}, line {number} is empty: expected one text a line, each with something to "
+                           "classify")
+    return lines
+
+
+def _predict_texts(args, model, out):
+    """`predict` for a TextClassifierModel: one label (or, with --raw, the class probabilities) a line."""
+    if args.lengths:
+        raise CLIError("--lengths applies to sequence models: a text classifier reads each line to its end")
+    texts = _read_lines(args.inputs)
+    try:
+        proba = model.predict_proba(texts, batch_size=args.batch)
+    except (TypeError, ValueError) as err:
+        raise CLIError(f"cannot run the model on {args.inputs}: {err}") from None
+    if args.raw:
+        lines = ["\t".join(f"{p:.6f}" for p in row) for row in proba]
+    else:
+        labels = range(model.num_classes) if model.classes is None else model.classes
+        lines = [str(labels[i]) for i in proba.argmax(axis=1)]
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as f:
+            f.writelines(line + "\n" for line in lines)
+    else:
+        print("\n".join(lines), file=out)
+    return 0
+
+
 def cmd_predict(args, out=None):
     out = sys.stdout if out is None else out
     from .models import GRUModel
     from .serialization import ModelFileError, load
+    from .text_classifier import TextClassifierModel
     try:
         model, meta = load(args.model, device=args.device, return_metadata=True)
     except FileNotFoundError as err:
         raise CLIError(str(err)) from None
     except (ModelFileError, RuntimeError) as err:
         raise CLIError(str(err)) from None
+    if isinstance(model, TextClassifierModel):
+        return _predict_texts(args, model, out)
     if not isinstance(model, GRUModel):
         raise CLIError(f"{args.model} holds a {type(model).__name__}; predict runs a GRUModel "
                        "(what `python -m numgru train` and numgru.save(path, GRUModel(...)) write)")

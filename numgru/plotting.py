@@ -7,7 +7,7 @@ and no window opens.
 """
 import numpy as np
 
-__all__ = ["plot_run", "plot_history", "plot_language_model", "MATPLOTLIB_ADVICE"]
+__all__ = ["plot_run", "plot_history", "plot_language_model", "plot_text_classifier", "MATPLOTLIB_ADVICE"]
 
 MATPLOTLIB_ADVICE = "matplotlib is not installed (pip install 'numgru[plot]' or pip install matplotlib)"
 
@@ -130,6 +130,18 @@ def plot_language_model(path, history, title):
         ax.set_ylabel(f"nats per {unit}")
         ax.grid(alpha=0.3)
         ax.legend()
+    fig.suptitle(title)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def plot_text_classifier(path, history, true, pred, classes, label, title):
+    """Two panels, written to ``path`` (PNG): the loss curve of a ``TextClassifierModel.fit`` history, and the
+    confusion matrix of the test labels ``true`` against ``pred`` (class indices), titled ``label``. Returns the path.
+    """
+    fig, (ax_loss, ax_confusion) = _figure(2)
+    _draw_history(ax_loss, history)
+    _confusion(ax_confusion, np.asarray(true), np.asarray(pred), classes, label)
     fig.suptitle(title)
     fig.savefig(path, dpi=110)
     return path

@@ -34,7 +34,7 @@ from . import validation
 
 __all__ = ["Task", "TASKS", "load", "pattern", "adding", "copy_memory", "mackey_glass", "sunspots", "waveforms",
            "mackey_glass_series", "sunspots_series", "shakespeare_text", "sentiment_sentences", "TextTask",
-           "TEXT_TASKS", "shakespeare"]
+           "TEXT_TASKS", "shakespeare", "TextClassificationTask", "TEXT_CLASSIFICATION_TASKS", "sentiment"]
 
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 
@@ -428,4 +428,62 @@ def shakespeare(n_train=None, n_val=None):
 
 
 TEXT_TASKS = {"shakespeare": shakespeare}
+
+
+# ---------------------------------------------------------------- text classification
+
+@dataclass
+class TextClassificationTask:
+    """Labelled texts split three ways (lists of str, int64 labels indexing ``classes``), for ``TextClassifierModel``."""
+
+    name: str
+    description: str
+    texts_train: list
+    y_train: np.ndarray
+    texts_val: list
+    y_val: np.ndarray
+    texts_test: list
+    y_test: np.ndarray
+    classes: list
+    tokenizer: str                    # "word" or "char", for TextClassifierModel(tokenizer=...)
+    lower: bool
+    params: dict = field(default_factory=dict)
+
+    def __repr__(self):
+        return (f"TextClassificationTask({self.name!r}: {len(self.texts_train)} train / {len(self.texts_val)} "
+                f"validation / {len(self.texts_test)} test texts, classes {self.classes})")
+
+
+def sentiment(seed=0, n_train=None, n_val=None, n_test=None):
+    """Kotzias et al.'s 3,000 review sentences, positive or negative, word-level: 80 / 10 / 10 % split under ``seed``.
+
+    Stratified by source and label (each of the six groups of 500 gives 400 /
+    50 / 50), so every split holds the three sites and both labels in equal
+    shares: 2,400 / 300 / 300 sentences. n_train, n_val, n_test keep only the
+    first n of a (shuffled) split, for small runs and tests.
+    """
+    sentences, labels, sources = sentiment_sentences()
+    for name, size in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test)):
+        if size is not None:
+            validation.check_positive_int(name, size)
+    rng = np.random.default_rng(seed)
+    parts = ([], [], [])
+    groups = {}
+    for i, key in enumerate(zip(sources, labels.tolist())):
+        groups.setdefault(key, []).append(i)
+    for key in sorted(groups):
+        members = rng.permutation(groups[key])
+        cut1, cut2 = int(0.8 * len(members)), int(0.9 * len(members))
+        for part, chosen in zip(parts, (members[:cut1], members[cut1:cut2], members[cut2:])):
+            part.extend(chosen.tolist())
+    splits = []
+    for part, size in zip(parts, (n_train, n_val, n_test)):
+        rows = rng.permutation(part)[:size]
+        splits += [[sentences[i] for i in rows], labels[rows]]
+    return TextClassificationTask("sentiment", "review sentence sentiment (Kotzias et al. 2015: amazon, imdb, yelp), "
+                                  "80/10/10 split", *splits, classes=["negative", "positive"], tokenizer="word",
+                                  lower=True, params=dict(seed=seed, n_train=n_train, n_val=n_val, n_test=n_test))
+
+
+TEXT_CLASSIFICATION_TASKS = {"sentiment": sentiment}
 

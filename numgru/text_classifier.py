@@ -37,6 +37,7 @@ from .embedding import Embedding
 from .grad_mode import grad_enabled, no_grad
 from .gru import GRU
 from .kernels import cpu
+from .language_model import LanguageModel, _as_vocabulary
 from .linear import Linear
 from .module import Module
 from .optim import Adam, clip_grad_norm
@@ -134,9 +135,7 @@ class TextClassifierModel(Module):
                  pooling="max", dropout=0.5, embedding_dropout=0.3, tokenizer="word", lower=True, classes=None,
                  dtype="float32", device="auto", seed=None):
         super().__init__(dtype, device, seed)
-        if not isinstance(vocabulary, text.Vocabulary):
-            vocabulary = text.Vocabulary.from_list(vocabulary)
-        self.vocabulary = vocabulary
+        self.vocabulary = vocabulary = _as_vocabulary(vocabulary)
         self.num_classes = validation.check_positive_int("num_classes", num_classes)
         self.pooling = validation.check_choice("pooling", pooling, POOLINGS)
         self.dropout = validation.check_dropout(dropout)
@@ -205,10 +204,10 @@ class TextClassifierModel(Module):
         if self.pooling == "last":
             D = self.gru.num_directions
             return (hn[-1] if D == 1 else np.concatenate([hn[-2], hn[-1]], axis=-1)), None
+        nchunks = _threads_for(out.size)
         if self.pooling == "mean":
-            # out is exactly 0 past each length, so the sum over all T steps is the sum over the real ones
-            return out.sum(axis=0) / lengths[:, None].astype(self.dtype), None
-        return cpu.max_pool(np.ascontiguousarray(out), lengths, _threads_for(out.size))
+            return cpu.mean_pool(np.ascontiguousarray(out), lengths, nchunks), None
+        return cpu.max_pool(np.ascontiguousarray(out), lengths, nchunks)
 
     def backward(self, dlogits):
         """Gradient with respect to the last forward's logits; adds into every parameter's grad. Returns None."""
@@ -232,8 +231,7 @@ class TextClassifierModel(Module):
                 dhn[-2] = dfeatures[:, :H]
                 dhn[-1] = dfeatures[:, H:]
         elif self.pooling == "mean":
-            real = (np.arange(T)[:, None] < lengths)[:, :, None]           # (T, B, 1)
-            dout = np.where(real, dfeatures / lengths[:, None].astype(self.dtype), self.dtype.type(0))
+            dout = cpu.mean_pool_backward(lengths, dfeatures, T, _threads_for(dfeatures.size * T))
         else:
             dout = cpu.max_pool_backward(cache["argmax"], dfeatures, T, _threads_for(dfeatures.size * T))
         dx, _ = self.gru.backward(dout, dhn)
@@ -389,6 +387,8 @@ class TextClassifierModel(Module):
         return history
 
     # ------------------------------------------------------------------ files
+
+    explain_shapes = LanguageModel.explain_shapes     # the same embedding.weight against the same vocabulary
 
     def config(self):
         """The constructor arguments that rebuild this model (used by ``numgru.save``), JSON-able."""
