@@ -4,6 +4,7 @@
     python -m numgru.bench --ragged          # only the ragged-batch table
     python -m numgru.bench --first-call      # only the cold/warm start table (fresh processes)
     python -m numgru.bench --text            # only the language-model table (training and generation)
+    python -m numgru.bench --race 600 --chart race.png   # numgru and torch train tiny Shakespeare for 600 s each
 
 (also ``python -m numgru bench ...``). What is measured, and how, is defined
 once in ``numgru.benchmarks`` (shared with the asv suite); this module only
@@ -261,8 +262,77 @@ def add_arguments(parser):
     parser.add_argument("--text", action="store_true",
                         help="only the language-model table: training characters/s and generation characters/s "
                              "against the same model in torch (see numgru.benchmarks.LM_SHAPE)")
+    parser.add_argument("--race", type=float, metavar="SECONDS", default=None,
+                        help="only the Shakespeare race: numgru and torch train the task's language model from the "
+                             "same weights for SECONDS of training each, one after the other (validation nats/char "
+                             "against seconds and epochs; --chart draws both curves)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
+
+
+def _race(seconds, threads, progress, chart):
+    """The Shakespeare race (``numgru.benchmarks.race_language_models``) with the task's recipe: table and chart."""
+    import json
+
+    from . import tasks
+    if seconds <= 0:
+        print(f"--race takes a positive number of seconds, got {seconds}", file=sys.stderr)
+        return 2
+    task = tasks.shakespeare()
+    recipe = task.recipe
+    curves = harness.race_language_models(task.train_text, task.val_text, recipe, seconds,
+                                          eval_every=recipe["eval_every"], threads=threads, progress=progress)
+    print(machine_info(threads))
+    print(f"\ntiny Shakespeare, {len(task.train_text)} training / {len(task.val_text)} validation characters; "
+          f"Embedding({recipe['embedding_dim']}) + GRU {recipe['layers']}x{recipe['hidden']} + Linear, batch "
+          f"{recipe['batch']} x bptt {recipe['bptt']}, Adam lr {recipe['lr']:g}, clip {recipe['clip']:g}, "
+          f"{seconds:g} s of training each, the same initial weights\n")
+    print(format_race(curves))
+    if chart is not None:
+        write_race_chart(curves, chart, f"tiny Shakespeare, GRU {recipe['layers']}x{recipe['hidden']}, "
+                                        f"{threads} threads")
+        with open(os.path.splitext(chart)[0] + ".json", "w") as f:
+            json.dump(curves, f, indent=1, default=str)
+    return 0
+
+
+def format_race(curves):
+    """Markdown: each engine's best validation loss, windows and epochs trained, and seconds to reach 1.8 and 1.6."""
+    lines = ["| engine | windows | epochs | training s | last val nats/char | best val nats/char "
+             "| s to 1.8 | s to 1.6 |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, c in curves.items():
+        lines.append(f"| {name} | {c['windows'][-1]} | {c['epochs'][-1]:.2f} | {c['seconds'][-1]:.0f} "
+                     f"| {c['val_nats'][-1]:.4f} | {min(c['val_nats']):.4f} | {_fmt(c['reach'][1.8], '.0f')} "
+                     f"| {_fmt(c['reach'][1.6], '.0f')} |")
+    return "\n".join(lines)
+
+
+def write_race_chart(curves, path, title):
+    """Validation nats/char against training seconds and against epochs, one line per engine, as a PNG."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print(f"chart skipped: matplotlib is not installed (pip install matplotlib), {path} not written")
+        return False
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    for name, c in curves.items():
+        axes[0].plot(c["seconds"], c["val_nats"], marker=".", label=name)
+        axes[1].plot(c["epochs"], c["val_nats"], marker=".", label=name)
+    for ax, xlabel in zip(axes, ("training seconds (evaluation excluded)", "epochs")):
+        for level in (1.8, 1.6):
+            ax.axhline(level, color="grey", linewidth=0.6, linestyle=":")
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("validation nats per character")
+    axes[0].legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    print(f"chart written to {path}")
+    return True
 
 
 def _warn_if_loaded():
@@ -287,6 +357,8 @@ def main(args):
         print(format_table(rows))
         return 0
     reps = args.reps if args.reps is not None else (harness.QUICK_REPS if quick else harness.DEFAULT_REPS)
+    if getattr(args, "race", None) is not None:
+        return _race(args.race, threads, progress, args.chart)
     if getattr(args, "text", False):
         rows = harness.run_text_bench(reps=reps, threads=threads, progress=progress)
         if not rows:

@@ -485,3 +485,15 @@ def test_race_trains_both_engines_on_the_same_windows(restore_threads):
     np.testing.assert_allclose(ours["val_nats"], theirs["val_nats"], rtol=1e-4)
     assert ours["val_nats"][-1] < ours["val_nats"][0]
     assert all(np.diff(ours["seconds"]) >= 0) and set(ours["reach"]) == {1.8, 1.6}
+
+
+def test_race_table_and_chart(tmp_path):
+    curve = dict(windows=[100, 200], epochs=[0.3, 0.6], seconds=[50.0, 100.0], val_nats=[1.9, 1.7],
+                 reach={1.8: 100.0, 1.6: None})
+    curves = {"numgru": curve, "torch": dict(curve, reach={1.8: None, 1.6: None})}
+    table = bench.format_race(curves)
+    assert "| numgru | 200 | 0.60 | 100 | 1.7000 | 1.7000 | 100 | – |" in table
+    assert "| torch | 200 | 0.60 | 100 | 1.7000 | 1.7000 | – | – |" in table
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert bench.write_race_chart(curves, tmp_path / "race.png", "title")
+        assert (tmp_path / "race.png").stat().st_size > 0
