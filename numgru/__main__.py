@@ -245,8 +245,8 @@ def cmd_train(args, out=None):
 
 # ------------------------------------------------------------------------ train: a language model
 
-_LM_FLAGS = {"bptt": "--bptt", "time_limit": "--time-limit", "embedding_dim": "--embedding-dim",
-             "eval_every": "--eval-every"}
+_LM_FLAGS = {"bptt": "--bptt", "time_limit": "--time-limit", "lr_end": "--lr-end",
+             "embedding_dim": "--embedding-dim", "eval_every": "--eval-every"}
 
 
 def _add_language_model_arguments(train):
@@ -255,6 +255,8 @@ def _add_language_model_arguments(train):
     group.add_argument("--time-limit", type=float,
                        help="stop after this many seconds of training (evaluation excluded; 0: no limit); "
                             "--epochs alone drops the recipe's time limit")
+    group.add_argument("--lr-end", type=float, help="the learning rate falls linearly from --lr to this over the "
+                                                     "epochs or the time limit (equal to --lr: constant)")
     group.add_argument("--embedding-dim", type=int, help="size of the token embedding")
     group.add_argument("--eval-every", type=int, help="score the validation text every this many windows")
 
@@ -278,8 +280,8 @@ def _language_model_recipe(args, task):
     for key in ("epochs", "hidden", "layers", "batch", "bptt", "embedding_dim", "eval_every"):
         if recipe[key] is not None and recipe[key] < 1:
             raise CLIError(f"--{key.replace('_', '-')} must be at least 1, got {recipe[key]}")
-    if recipe["lr"] <= 0:
-        raise CLIError(f"--lr must be positive, got {recipe['lr']}")
+    if recipe["lr"] <= 0 or recipe["lr_end"] < 0:
+        raise CLIError(f"--lr must be positive and --lr-end not negative, got {recipe['lr']} and {recipe['lr_end']}")
     recipe["clip"] = recipe["clip"] or None                   # 0: no clipping
     recipe["time_limit"] = recipe["time_limit"] or None       # 0: no limit
     if recipe["epochs"] is None and recipe["time_limit"] is None:
@@ -288,7 +290,7 @@ def _language_model_recipe(args, task):
 
 
 def _train_language_model(args, out):
-    """`train --task shakespeare`: a LanguageModel by truncated BPTT; saves it, its curve and a sample of its writing."""
+    """`train --task shakespeare`: a LanguageModel by truncated BPTT; saves it, its curve and a sample of it."""
     import shlex
 
     from . import __version__, tasks, text
@@ -323,8 +325,8 @@ def _train_language_model(args, out):
     print(f"model: {model!r}, {n_params} parameters, on {model.device}", file=out)
     limit = "none" if recipe["time_limit"] is None else f"{recipe['time_limit']:g} s"
     print(f"training: truncated BPTT, {recipe['batch']} streams x {recipe['bptt']} steps a window, Adam "
-          f"lr={recipe['lr']:g}, clip {recipe['clip']}, epochs {recipe['epochs'] or 'unlimited'}, time limit {limit}, "
-          f"seed {args.seed}", file=out)
+          f"lr={recipe['lr']:g} -> {recipe['lr_end']:g}, clip {recipe['clip']}, epochs "
+          f"{recipe['epochs'] or 'unlimited'}, time limit {limit}, seed {args.seed}", file=out)
 
     start = time.perf_counter()
     print("compiling the kernels (first call in a process) ...", end=" ", flush=True, file=out)
@@ -336,7 +338,7 @@ def _train_language_model(args, out):
     print(f"done in {time.perf_counter() - start:.1f} s", file=out, flush=True)
     try:
         history = model.fit(task.train_text, task.val_text, batch_size=recipe["batch"], bptt=recipe["bptt"],
-                            epochs=recipe["epochs"], lr=recipe["lr"], clip_norm=recipe["clip"],
+                            epochs=recipe["epochs"], lr=recipe["lr"], lr_end=recipe["lr_end"], clip_norm=recipe["clip"],
                             time_limit=recipe["time_limit"], eval_every=recipe["eval_every"], seed=args.seed,
                             progress=not args.quiet)
     except ValueError as err:           # a text too short for the batch, ...

@@ -187,8 +187,8 @@ class LanguageModel(Module):
 
     # ----------------------------------------------------------------- training
 
-    def fit(self, train_text, validation_text=None, *, batch_size=64, bptt=100, epochs=1, lr=2e-3, clip_norm=5.0,
-            time_limit=None, eval_every=None, seed=0, progress=True):
+    def fit(self, train_text, validation_text=None, *, batch_size=64, bptt=100, epochs=1, lr=2e-3, lr_end=None,
+            clip_norm=5.0, time_limit=None, eval_every=None, seed=0, progress=True):
         """Truncated BPTT over one text, as char-rnn trains; returns an ``LMHistory``.
 
         The text is encoded once and cut into ``batch_size`` contiguous streams
@@ -196,11 +196,15 @@ class LanguageModel(Module):
         the last few tokens that do not fill a stream are left out). Each
         epoch reads them in windows of ``bptt`` steps, in order, the state
         carried from one window into the next with no gradient through the
-        cut, and starts from a zero state. One Adam step (``lr``) a window,
-        after clipping the global gradient norm to ``clip_norm`` (None: no
+        cut, and starts from a zero state. One Adam step a window, after
+        clipping the global gradient norm to ``clip_norm`` (None: no
         clipping). Training stops after ``epochs`` epochs (None: no limit) or
         once ``time_limit`` seconds of training (evaluation excluded) have
-        passed, whichever comes first. validation_text: scored by
+        passed, whichever comes first. The learning rate is ``lr``
+        throughout, or with ``lr_end`` falls linearly from ``lr`` to
+        ``lr_end`` as the budget is spent: by the fraction of the windows of
+        ``epochs`` done or of ``time_limit`` passed, whichever is further
+        along (before each window). validation_text: scored by
         ``evaluate`` every ``eval_every`` windows (None: only at the end of
         each epoch) and at the end. seed: the dropout masks' generator.
         progress: a tqdm bar with the training and validation nats per token.
@@ -210,6 +214,8 @@ class LanguageModel(Module):
         if epochs is not None:
             epochs = validation.check_positive_int("epochs", epochs)
         lr = validation.check_real("lr", lr, low=0.0, low_open=True)
+        if lr_end is not None:
+            lr_end = validation.check_real("lr_end", lr_end, low=0.0)
         if clip_norm is not None:
             clip_norm = validation.check_real("clip_norm", clip_norm, low=0.0, low_open=True)
         if time_limit is not None:
@@ -255,6 +261,10 @@ class LanguageModel(Module):
                     self.train()
                     for w, start in enumerate(starts):
                         began = time.perf_counter()
+                        if lr_end is not None:
+                            spent = max(0.0 if epochs is None else trained["windows"] / (epochs * len(starts)),
+                                        0.0 if time_limit is None else trained["seconds"] / time_limit)
+                            optimizer.lr = lr + (lr_end - lr) * min(spent, 1.0)
                         optimizer.zero_grad()
                         logits, h = self._forward(inputs[start:start + bptt], h)
                         value, dlogits = losses.cross_entropy(logits, targets[start:start + bptt])
@@ -412,7 +422,8 @@ def _as_vocabulary(vocabulary):
     if isinstance(vocabulary, (list, tuple)):
         vocabulary = text.Vocabulary.from_list(list(vocabulary))
     elif not isinstance(vocabulary, text.Vocabulary):
-        raise TypeError(f"vocabulary must be a numgru.text.Vocabulary or its to_list(), got {type(vocabulary).__name__}")
+        raise TypeError(f"vocabulary must be a numgru.text.Vocabulary or its to_list(), "
+                        f"got {type(vocabulary).__name__}")
     if len(vocabulary) <= len(text.SPECIALS):
         raise ValueError(f"vocabulary must hold a token besides the specials {text.SPECIALS}, got none")
     return vocabulary

@@ -410,8 +410,12 @@ def shakespeare(n_train=None, n_val=None):
     1,003,854 and 111,540 characters, 65 distinct, all of the validation's
     seen in training (the split nanoGPT's char-level Shakespeare uses).
     n_train, n_val: keep only the first n characters of each part (small
-    runs and tests). The recipe is a 2-layer GRU of 256 units trained for a
-    fixed time (see the README of this issue's measurements).
+    runs and tests). The recipe: a 2-layer GRU of 384 units (64-dimensional
+    embedding), 32 streams x 100 steps a window, Adam with the learning rate
+    falling linearly from 3e-3 to 3e-4 over 10 minutes of training. In short
+    runs on the shared 2-core machine (0.25-0.55 s a window) it reached
+    1.544 nats/char on the validation text after 580 windows at a constant
+    3e-3, and 1.457 after 1,509 windows (the last 271 annealed to 3e-4).
     """
     corpus = shakespeare_text()
     cut = int(0.9 * len(corpus))
@@ -422,8 +426,8 @@ def shakespeare(n_train=None, n_val=None):
     train, val = train[:n_train], val[:n_val]
     return TextTask("shakespeare", "tiny Shakespeare, next character (90 % train / 10 % validation)", train, val,
                     tokenizer="char", lower=False, prompt="ROMEO:",
-                    recipe=dict(embedding_dim=64, hidden=256, layers=2, dropout=0.0, batch=32, bptt=100, lr=3e-3,
-                                clip=5.0, epochs=None, time_limit=600.0, eval_every=100),
+                    recipe=dict(embedding_dim=64, hidden=384, layers=2, dropout=0.0, batch=32, bptt=100, lr=3e-3,
+                                lr_end=3e-4, clip=5.0, epochs=None, time_limit=600.0, eval_every=100),
                     params=dict(n_train=n_train, n_val=n_val))
 
 

@@ -97,6 +97,30 @@ def test_truncated_bptt_streams_windows_and_carried_state():
     assert history.val_nats == [None] * len(expected)
 
 
+def test_fit_is_adam_over_the_windows_with_the_learning_rate_falling_linearly():
+    corpus, B, bptt, epochs = CORPUS * 3, 4, 5, 2
+    fitted, by_hand = small_lm(), small_lm()
+    fitted.fit(corpus, batch_size=B, bptt=bptt, epochs=epochs, lr=1e-2, lr_end=1e-3, clip_norm=0.5, progress=False)
+    ids = by_hand.encode(corpus)
+    n = (len(ids) - 1) // B
+    streams, labels = ids[:B * n].reshape(B, n), ids[1:B * n + 1].reshape(B, n)
+    optimizer = numgru.optim.Adam([by_hand], lr=1e-2)
+    starts = range(0, n, bptt)
+    done = 0
+    for _ in range(epochs):
+        h = None
+        for start in starts:
+            optimizer.lr = 1e-2 + (1e-3 - 1e-2) * done / (epochs * len(starts))
+            optimizer.zero_grad()
+            logits, h = by_hand(streams[:, start:start + bptt], h)
+            by_hand.backward(numgru.losses.cross_entropy(logits, labels[:, start:start + bptt])[1])
+            numgru.optim.clip_grad_norm([by_hand], 0.5)
+            optimizer.step()
+            done += 1
+    for name, value in by_hand.state_dict().items():
+        assert relative(fitted.state_dict()[name], value) < 1e-9, name
+
+
 def test_memorises_a_short_text_and_writes_it_back():
     lm = numgru.LanguageModel(vocabulary(), embedding_dim=16, hidden_size=48, num_layers=1, seed=0)
     lm.fit(CORPUS, batch_size=1, bptt=len(CORPUS), epochs=300, lr=1e-2, progress=False)
