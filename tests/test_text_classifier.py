@@ -227,15 +227,17 @@ def test_cuda_is_refused_naming_the_layer():
 
 # ---------------------------------------------------------------- the scikit-learn estimator
 
-sklearn = pytest.importorskip("sklearn")
+try:
+    from sklearn.base import clone
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+    from sklearn.utils import estimator_checks
 
-from sklearn.base import clone                                                         # noqa: E402
-from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score    # noqa: E402
-from sklearn.pipeline import make_pipeline                                            # noqa: E402
-from sklearn.preprocessing import FunctionTransformer                                 # noqa: E402
-from sklearn.utils import estimator_checks                                            # noqa: E402
-
-from numgru.sklearn import TextClassifier                                             # noqa: E402
+    from numgru.sklearn import TextClassifier
+except ImportError:           # scikit-learn is an optional extra: only its tests are skipped
+    TextClassifier = None
+needs_sklearn = pytest.mark.skipif(TextClassifier is None, reason="needs scikit-learn")
 
 FAST = dict(embedding_dim=8, hidden_size=8, max_iter=15, learning_rate_init=0.02, batch_size=16, random_state=0)
 
@@ -261,6 +263,7 @@ def _parallel_cpu_kernels():
     serially, as it does for users (the parallel builds are tested above)."""
 
 
+@needs_sklearn
 def test_fit_predict_proba_score_and_string_classes():
     X, y = reviews()
     clf = TextClassifier(**FAST).fit(X, y)
@@ -274,6 +277,7 @@ def test_fit_predict_proba_score_and_string_classes():
     assert clf.n_iter_ == len(clf.loss_curve_) == len(clf.validation_loss_curve_)
 
 
+@needs_sklearn
 def test_labels_of_any_type_come_back_as_given():
     X, y = reviews(40)
     ints = np.where(y == "good", 7, -1)
@@ -283,6 +287,7 @@ def test_labels_of_any_type_come_back_as_given():
     assert clf.model_.classes is None and clf.predict(X[:2]).dtype == days.dtype
 
 
+@needs_sklearn
 def test_cross_val_score_grid_search_and_pipeline():
     X, y = reviews()
     folds = StratifiedKFold(3, shuffle=True, random_state=0)
@@ -295,6 +300,7 @@ def test_cross_val_score_grid_search_and_pipeline():
     assert pipeline.fit(X, y).score(X, y) > 0.8
 
 
+@needs_sklearn
 def test_clone_and_pickle():
     X, y = reviews(40)
     clf = TextClassifier(**FAST, pooling="mean")
@@ -306,6 +312,7 @@ def test_clone_and_pickle():
     assert not hasattr(clone(clf), "model_")
 
 
+@needs_sklearn
 def test_same_random_state_gives_identical_models_and_early_stopping_off_uses_every_text():
     X, y = reviews(40)
     first, second = (TextClassifier(**FAST).fit(X, y) for _ in range(2))
@@ -315,21 +322,16 @@ def test_same_random_state_gives_identical_models_and_early_stopping_off_uses_ev
     assert len(full.vocabulary_) > len(first.vocabulary_) - 1     # built from all 40 texts, not 36
 
 
-@pytest.mark.parametrize("check", [
-    estimator_checks.check_parameters_default_constructible,
-    estimator_checks.check_no_attributes_set_in_init,
-    estimator_checks.check_get_params_invariance,
-    estimator_checks.check_set_params,
-    estimator_checks.check_estimator_repr,
-    estimator_checks.check_estimator_cloneable,
-    estimator_checks.check_valid_tag_types,
-    estimator_checks.check_param_validation,
-], ids=lambda check: check.__name__)
+@needs_sklearn
+@pytest.mark.parametrize("check", ["check_parameters_default_constructible", "check_no_attributes_set_in_init",
+                                   "check_get_params_invariance", "check_set_params", "check_estimator_repr",
+                                   "check_estimator_cloneable", "check_valid_tag_types", "check_param_validation"])
 def test_scikit_learn_checks_that_apply_to_text_input(check):
     """scikit-learn's own suite needs 2-D numeric X (it skips estimators of strings): these checks do not."""
-    check("TextClassifier", TextClassifier(**FAST))
+    getattr(estimator_checks, check)("TextClassifier", TextClassifier(**FAST))
 
 
+@needs_sklearn
 @pytest.mark.parametrize("X, error, match", [
     ([], ValueError, "X must hold at least one text"),
     (["good film", ""], ValueError, r"X\[1\]"),
@@ -346,6 +348,7 @@ def test_bad_texts_are_refused_naming_X(X, error, match):
         fitted.predict(X)
 
 
+@needs_sklearn
 def test_bad_labels_and_parameters():
     X, y = reviews(20)
     with pytest.raises(ValueError, match="inconsistent numbers of samples"):
