@@ -177,6 +177,20 @@ def test_evaluate_streams_with_full_warmup_equal_one_stream():
     assert lm.evaluate(corpus, streams=7, warmup=0)["nats"] != pytest.approx(one["nats"], rel=1e-9)
 
 
+def test_word_level_with_dropout_is_reproducible_under_a_seed():
+    corpus = "The cat sat on the mat. The dog sat on the log. " * 5
+    vocab = text.Vocabulary.build([text.word_tokenize(corpus)])
+    runs = []
+    for _ in range(2):
+        lm = numgru.LanguageModel(vocab, embedding_dim=6, hidden_size=10, num_layers=2, dropout=0.3,
+                                  tokenizer="word", lower=True, seed=0)
+        lm.fit(corpus, batch_size=2, bptt=8, epochs=2, seed=1, progress=False)
+        runs.append(lm)
+    assert all(np.array_equal(v, runs[1].state_dict()[k]) for k, v in runs[0].state_dict().items())
+    words = runs[0].generate("the cat", 12, seed=0).split(" ")
+    assert len(words) == 12 and set(words) <= set(vocab.tokens[4:])
+
+
 def test_unseen_characters_read_as_unk():
     lm = small_lm()
     assert lm.encode("thé!").tolist()[2:] == [lm.vocabulary.unk_index] * 2
