@@ -49,8 +49,9 @@ __all__ = ["TextClassifierModel", "POOLINGS", "EMBEDDING_INIT_STD"]
 POOLINGS = ("max", "mean", "last")
 
 # The embedding starts at N(0, 0.1^2), not torch's N(0, 1) (Keras starts at U(-0.05, 0.05)): unit-sized
-# random vectors are features a GRU can memorise a small training set with; on the 3,000 review
-# sentences (3-fold, 2,000 training) N(0, 1) gave 0.74 accuracy, N(0, 0.1^2) 0.80.
+# random vectors are features a GRU can memorise a small training set with. On the 3,000 review
+# sentences (3-fold twice, 2,000 training sentences, the defaults of numgru.sklearn.TextClassifier)
+# N(0, 1) gave 0.767 accuracy, N(0, 0.1^2) 0.815 (TF-IDF + logistic regression: 0.812).
 EMBEDDING_INIT_STD = 0.1
 
 PREDICT_BATCH = 256
