@@ -854,11 +854,12 @@ def race_language_models(train_text, validation_text, recipe, seconds, eval_ever
                          threads=DEFAULT_THREADS, progress=True):
     """numgru and torch train the same character model from the same weights for ``seconds`` each.
 
-    ``recipe``: dict(embedding_dim, hidden, layers, batch, bptt, lr, clip). numgru runs
-    ``LanguageModel.fit(..., time_limit=seconds, eval_every=eval_every)``; then torch runs
+    ``recipe``: dict(embedding_dim, hidden, layers, batch, bptt, lr, clip, and optionally lr_end).
+    numgru runs ``LanguageModel.fit(..., time_limit=seconds, eval_every=eval_every)``; then torch runs
     ``TorchLanguageModel.train_step`` over the same windows in the same order (``fit``'s
     batching: ``batch`` contiguous streams, ``bptt`` steps a window, state carried, a zero
-    state at each epoch), for the same training time (or ``epochs`` epochs, if sooner). Both are scored every ``eval_every``
+    state at each epoch, the learning rate falling linearly to ``lr_end`` as fit's does), for
+    the same training time (or ``epochs`` epochs, if sooner). Both are scored every ``eval_every``
     windows by the same evaluator, numgru's ``LanguageModel.evaluate`` (torch's weights
     copied into a numgru model: the names are the same), outside the timed training.
     One after the other, in one process, threads pinned: run it on an idle machine.
@@ -875,7 +876,8 @@ def race_language_models(train_text, validation_text, recipe, seconds, eval_ever
         ours = numgru.LanguageModel(vocab, seed=seed, **sizes)
         initial = ours.state_dict()
         history = ours.fit(train_text, validation_text, batch_size=recipe["batch"], bptt=recipe["bptt"], epochs=epochs,
-                           lr=recipe["lr"], clip_norm=recipe["clip"], time_limit=seconds, eval_every=eval_every,
+                           lr=recipe["lr"], lr_end=recipe.get("lr_end"), clip_norm=recipe["clip"],
+                           time_limit=seconds, eval_every=eval_every,
                            seed=seed, progress=progress)
         curves["numgru"] = dict(windows=history.windows, epochs=history.epochs, seconds=history.seconds,
                                 val_nats=history.val_nats)
@@ -895,6 +897,7 @@ def _train_torch_for(model, scorer, ids, validation_text, recipe, seconds, epoch
     """``LanguageModel.fit``'s TBPTT loop for a ``TorchLanguageModel``, scored by the numgru ``scorer``."""
     from tqdm.auto import tqdm
     B, bptt = recipe["batch"], recipe["bptt"]
+    lr, lr_end = recipe["lr"], recipe.get("lr_end")
     n = (len(ids) - 1) // B
     inputs = ids[:B * n].reshape(B, n)              # row b is stream b, as fit cuts them
     targets = ids[1:B * n + 1].reshape(B, n)
@@ -916,6 +919,10 @@ def _train_torch_for(model, scorer, ids, validation_text, recipe, seconds, epoch
             model.h = None                          # each epoch starts from a zero state, as fit does
             for w, start in enumerate(starts):
                 began = time.perf_counter()
+                if lr_end is not None:                  # LanguageModel.fit's schedule: by the budget spent
+                    spent = max(0.0 if epochs is None else windows / (epochs * len(starts)), trained / seconds)
+                    for group in model.optimizer.param_groups:
+                        group["lr"] = lr + (lr_end - lr) * min(spent, 1.0)
                 model.train_step(inputs[:, start:start + bptt], targets[:, start:start + bptt])
                 trained += time.perf_counter() - began
                 windows += 1

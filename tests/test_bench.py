@@ -474,7 +474,7 @@ def test_run_text_bench_tiny(restore_threads):
 @pytest.mark.skipif(not HAVE_TORCH, reason="torch is the yardstick")
 def test_race_trains_both_engines_on_the_same_windows(restore_threads):
     corpus = "to be or not to be, that is the question. " * 12
-    recipe = dict(embedding_dim=4, hidden=8, layers=1, batch=4, bptt=10, lr=1e-2, clip=5.0)
+    recipe = dict(embedding_dim=4, hidden=8, layers=1, batch=4, bptt=10, lr=1e-2, lr_end=1e-3, clip=5.0)
     # 4 streams of 99 characters: 10 windows an epoch, each scored; two epochs end it long before the time limit
     curves = harness.race_language_models(corpus[:400], corpus[400:], recipe, seconds=1e9, eval_every=1, epochs=2,
                                           progress=False)
