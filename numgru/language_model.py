@@ -171,10 +171,7 @@ class LanguageModel(Module):
 
     def encode(self, s, name="text"):
         """A str -> its token ids (int64), with the model's tokenizer; unseen tokens become <unk>."""
-        if not isinstance(s, str):
-            raise TypeError(f"{name} must be a str, got {type(s).__name__}")
-        if not s:
-            raise ValueError(f"{name} must be a non-empty str, got ''")
+        s = validation.check_text(name, s)
         try:
             tokens = text.tokenize(s, self.tokenizer, self.lower)
         except ValueError as err:           # word-level: only white space

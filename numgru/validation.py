@@ -289,6 +289,15 @@ def check_integer(name, value):
     return int(value)
 
 
+def check_text(name, value):
+    """A non-empty str (what a tokeniser reads) -> the str."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+    if not value:
+        raise ValueError(f"{name} must be a non-empty str, got ''")
+    return value
+
+
 def _integer_array(name, value, what):
     """An integer array (bool, float, complex and object arrays refused: no silent casts)."""
     arr = _to_numpy(name, value)
