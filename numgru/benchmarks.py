@@ -865,7 +865,7 @@ def race_language_models(train_text, validation_text, recipe, seconds, eval_ever
     One after the other, in one process, threads pinned: run it on an idle machine.
     Returns {"numgru": curve, "torch": curve}, each a dict of lists windows, epochs, seconds
     (training only), val_nats, and ``reach``: {1.8: seconds, 1.6: seconds} (None: not reached),
-    the training time at the first evaluation at or below each level.
+    the training time at which the curve first gets to each level (``reach_time``).
     """
     import numgru
     from numgru import text
@@ -888,9 +888,20 @@ def race_language_models(train_text, validation_text, recipe, seconds, eval_ever
             curves["torch"] = _train_torch_for(theirs, scorer, ours.encode(train_text), validation_text, recipe,
                                                seconds, epochs, eval_every, progress)
     for curve in curves.values():
-        curve["reach"] = {level: next((t for t, v in zip(curve["seconds"], curve["val_nats"]) if v <= level), None)
-                          for level in (1.8, 1.6)}
+        curve["reach"] = {level: reach_time(curve["seconds"], curve["val_nats"], level) for level in (1.8, 1.6)}
     return curves
+
+
+def reach_time(seconds, values, level):
+    """The training time at which a curve first gets to ``level``, linear between its evaluation points
+    (the first point's time if it starts there; None if it never does)."""
+    for k, (t, v) in enumerate(zip(seconds, values)):
+        if v <= level:
+            if k == 0:
+                return t
+            t0, v0 = seconds[k - 1], values[k - 1]
+            return t0 + (t - t0) * (v0 - level) / (v0 - v)
+    return None
 
 
 def _train_torch_for(model, scorer, ids, validation_text, recipe, seconds, epochs, eval_every, progress):

@@ -112,10 +112,7 @@ class LanguageModel(Module):
         self.gru = GRU(self.embedding.embedding_dim, hidden_size, num_layers, dropout=dropout, dtype=self.dtype,
                        device=self.device, seed=seeds[1])
         self.head = Linear(self.gru.hidden_size, V, dtype=self.dtype, device=self.device, seed=seeds[2])
-        for prefix, layer in (("embedding.", self.embedding), ("gru.", self.gru), ("head.", self.head)):
-            for name, value in layer.parameters().items():
-                self._params[prefix + name] = value          # the layer's own arrays, not copies
-                self.grads[prefix + name] = layer.grads[name]
+        self._adopt_layers("embedding", "gru", "head")
         self._allowed = np.ones(V, bool)                      # what generation may draw: no special
         self._allowed[[self.vocabulary[s] for s in text.SPECIALS]] = False
         self._cache = None
@@ -160,12 +157,6 @@ class LanguageModel(Module):
     def _backward(self, dlogits_tb):
         dx, _ = self.gru.backward(self.head.backward(dlogits_tb))
         self.embedding.backward(dx)
-
-    def train(self, mode=True):
-        super().train(mode)
-        for layer in (self.embedding, self.gru, self.head):
-            layer.train(mode)
-        return self
 
     # --------------------------------------------------------------------- text
 

@@ -45,10 +45,7 @@ class GRUModel(Module):
         D = self.gru.num_directions
         self.head = Linear(D * self.gru.hidden_size, self.output_size, dtype=self.dtype, device=self.device,
                            seed=head_seed)
-        for prefix, layer in (("gru.", self.gru), ("head.", self.head)):
-            for name, value in layer.parameters().items():
-                self._params[prefix + name] = value          # the layer's own arrays, not copies
-                self.grads[prefix + name] = layer.grads[name]
+        self._adopt_layers("gru", "head")
         self._cache = None
 
     input_size = property(lambda self: self.gru.input_size)
@@ -123,12 +120,6 @@ class GRUModel(Module):
                 return self.forward(x, lengths=lengths)
         finally:
             self.train(was_training)
-
-    def train(self, mode=True):
-        super().train(mode)
-        self.gru.train(mode)
-        self.head.train(mode)
-        return self
 
     def config(self):
         """The constructor arguments that rebuild this model (used by ``numgru.save``)."""

@@ -35,6 +35,19 @@ class Module:
         self._params[name] = ops.asarray(value, self.dtype)
         self.grads[name] = ops.zeros(value.shape, self.dtype)
 
+    def _adopt_layers(self, *names):
+        """Expose the sub-layers held in attributes ``names`` as this module's own parameters.
+
+        Each parameter of ``self.<name>`` appears here as ``<name>.<parameter>``,
+        as a nested ``torch.nn.Module`` names it; the layers' own arrays, not
+        copies, so one optimiser over ``[self]`` updates every layer in place.
+        """
+        for prefix in names:
+            layer = getattr(self, prefix)
+            for name, value in layer.parameters().items():
+                self._params[f"{prefix}.{name}"] = value
+                self.grads[f"{prefix}.{name}"] = layer.grads[name]
+
     def parameters(self):
         """name -> the live parameter arrays (an optimiser updates these in place)."""
         return self._params
@@ -98,7 +111,11 @@ class Module:
                 value.drop_cache()
 
     def train(self, mode=True):
+        """Training mode (dropout on) for this module and every sub-layer; returns self."""
         self.training = bool(mode)
+        for value in vars(self).values():
+            if isinstance(value, Module):
+                value.train(mode)
         return self
 
     def eval(self):

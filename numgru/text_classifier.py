@@ -159,10 +159,7 @@ class TextClassifierModel(Module):
         D = self.gru.num_directions
         self.head = Linear(D * self.gru.hidden_size, self.num_classes, dtype=self.dtype, device=self.device,
                            seed=head_seed)
-        for prefix, layer in (("embedding.", self.embedding), ("gru.", self.gru), ("head.", self.head)):
-            for name, value in layer.parameters().items():
-                self._params[prefix + name] = value          # the layer's own arrays, not copies
-                self.grads[prefix + name] = layer.grads[name]
+        self._adopt_layers("embedding", "gru", "head")
         self._cache = None
 
     embedding_dim = property(lambda self: self.embedding.embedding_dim)
@@ -239,12 +236,6 @@ class TextClassifierModel(Module):
         if cache["embedding_mask"] is not None:
             dx *= cache["embedding_mask"]
         self.embedding.backward(dx)
-
-    def train(self, mode=True):
-        super().train(mode)
-        for layer in (self.embedding, self.gru, self.head):
-            layer.train(mode)
-        return self
 
     # ------------------------------------------------------------------ text in, labels out
 

@@ -497,3 +497,9 @@ def test_race_table_and_chart(tmp_path):
     if importlib.util.find_spec("matplotlib") is not None:
         assert bench.write_race_chart(curves, tmp_path / "race.png", "title")
         assert (tmp_path / "race.png").stat().st_size > 0
+
+
+def test_reach_time_interpolates_between_evaluations():
+    assert harness.reach_time([10, 20, 30], [2.0, 1.7, 1.5], 1.8) == pytest.approx(10 + 10 * 0.2 / 0.3)
+    assert harness.reach_time([10, 20], [1.7, 1.5], 1.8) == 10          # already there at the first point
+    assert harness.reach_time([10, 20], [2.0, 1.9], 1.8) is None
