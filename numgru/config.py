@@ -53,3 +53,11 @@ BATCH_SPLIT_MIN_BLOCK = 16
 # three runs (each a median of 5-9, spread 0.87-1.13), B=128 1.09 and 1.10,
 # training steps B=64 1.00; float64 H=1024 (25 MB) B=32 1.22, B=64 1.13.
 BATCH_SPLIT_MAX_WEIGHT_BYTES = 8 << 20
+
+# The embedding backward (a scatter-add of token rows into the table) shares its columns between
+# threads only for tables of at least this many bytes, with at least PARALLEL_MIN_REGION_WORK
+# gradient elements: below it the rows it adds into sit in cache and one thread is faster.
+# Measured idle (2 threads / 1 thread, float32, tokens x dim, table rows): 6400x64 into 69
+# rows 2.7; 1000x128 into 5000 (2.5 MB) 1.9; 16000x128 into 5000 (2.5 MB) 1.95; 6400x256 into
+# 5000 (5 MB) 0.79; 32000x128 into 10000 (5 MB) 0.59; 20000x256 into 10000 (10 MB) 0.65.
+EMBEDDING_PARALLEL_MIN_TABLE_BYTES = 4 << 20

@@ -61,8 +61,10 @@ class Embedding(Module):
         ids = self._cache
         dvectors = validation.check_grad_output("dvectors", dvectors, ids.shape + (self.embedding_dim,), self.dtype)
         grad = np.ascontiguousarray(dvectors).reshape(-1, self.embedding_dim)
-        # Threads only for work worth waking them for (as the recurrences decide, numgru.threads).
-        parallel = grad.size >= config.PARALLEL_MIN_REGION_WORK
+        # Threads only for a table too large for the cache and work worth waking them for (config.py).
+        weight = self._params["weight"]
+        parallel = (weight.nbytes >= config.EMBEDDING_PARALLEL_MIN_TABLE_BYTES
+                    and grad.size >= config.PARALLEL_MIN_REGION_WORK)
         cpu.embedding_backward(np.ascontiguousarray(ids).reshape(-1), grad, self.grads["weight"], self.padding_idx,
                                threads._numba_threads() if parallel else 1)
 
