@@ -148,3 +148,19 @@ def test_cli_errors_name_what_is_wrong(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["train", "--task", "imagenet"])
     assert not os.path.exists(tmp_path / "sunspots.npz")
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path):
+    """`python -m numgru generate ... | head -c 10`: the reader leaves early; no traceback, SIGPIPE's status."""
+    import subprocess
+    import numgru
+    vocab = numgru.text.Vocabulary(list("ab"))
+    path = numgru.save(str(tmp_path / "lm.npz"), numgru.LanguageModel(vocab, embedding_dim=2, hidden_size=2,
+                                                                      num_layers=1, seed=0))
+    proc = subprocess.Popen([sys.executable, "-m", "numgru", "generate", path, "--prompt", "a", "--length",
+                             "300000", "--seed", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.read(10)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=300) == 141, err
+    assert "Traceback" not in err
