@@ -5,7 +5,7 @@
     >>> texts = ["a fine film", "dull and slow", "fine, fine acting", "slow"]
     >>> vocab = text.Vocabulary.build(text.word_tokenize(s) for s in texts)
     >>> model = numgru.TextClassifierModel(vocab, 2, embedding_dim=8, hidden_size=8, classes=["neg", "pos"], seed=0)
-    >>> history = model.fit(texts, [1, 0, 1, 0], epochs=30, lr=0.03, batch_size=4, progress=False)
+    >>> history = model.fit(texts, [1, 0, 1, 0], epochs=30, lr=0.03, batch_size=4, seed=0, progress=False)
     >>> model.predict_texts(["fine acting", "so slow"])
     ['pos', 'neg']
 

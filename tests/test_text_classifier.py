@@ -141,7 +141,7 @@ def test_the_models_fit_learns_and_predicts_texts():
     texts = ["a fine film", "dull and slow", "fine, fine acting", "slow"]
     vocab = text.Vocabulary.build(text.word_tokenize(s) for s in texts)
     model = TextClassifierModel(vocab, 2, embedding_dim=8, hidden_size=8, classes=["neg", "pos"], seed=0)
-    history = model.fit(texts, [1, 0, 1, 0], epochs=30, lr=0.03, batch_size=4, progress=False)
+    history = model.fit(texts, [1, 0, 1, 0], epochs=30, lr=0.03, batch_size=4, seed=0, progress=False)
     assert history.loss[-1] < history.loss[0] / 10
     assert model.predict_texts(texts) == ["pos", "neg", "pos", "neg"]
     proba = model.predict_proba(texts + ["never seen words"])       # unseen tokens read as <unk>
