@@ -22,6 +22,14 @@ import numpy as np
 _EXP_CLIP = 700.0  # exp(-700) ~ 1e-304: still a normal double, so no underflow
 
 
+def assert_close(a, b, tol=1e-12):
+    """max|a - b| <= tol * max(1, max|b|), shapes equal: relative for large values, absolute near zero."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    assert a.shape == b.shape
+    scale = max(1.0, float(np.abs(b).max())) if b.size else 1.0
+    assert float(np.abs(a - b).max(initial=0.0)) <= tol * scale, float(np.abs(a - b).max())
+
+
 def rel_err(a, b):
     """max|a - b| / max(max|b|, 1e-300)."""
     a = np.asarray(a, dtype=np.float64)

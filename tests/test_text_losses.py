@@ -5,17 +5,12 @@ import pytest
 
 from numgru import losses
 
+from reference import assert_close as close    # max|a - b| <= tol * max(1, max|b|)
+
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
 TOL = 1e-12
-
-
-def close(a, b, tol=TOL):
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    assert a.shape == b.shape
-    scale = max(1.0, float(np.abs(b).max())) if b.size else 1.0
-    assert float(np.abs(a - b).max(initial=0.0)) <= tol * scale, float(np.abs(a - b).max())
 
 
 def torch_cross_entropy(logits, labels, counted, reduction="mean"):
