@@ -12,9 +12,10 @@ the True positions count, and the mean is taken over them.
 """
 import numpy as np
 
-from . import validation
+from . import config, threads, validation
+from .kernels import ctc as ctc_kernels
 
-__all__ = ["mse", "cross_entropy", "binary_cross_entropy_with_logits", "LOSSES", "get"]
+__all__ = ["mse", "cross_entropy", "binary_cross_entropy_with_logits", "ctc", "LOSSES", "get"]
 
 
 def mse(pred, target, mask=None):
@@ -126,7 +127,75 @@ def binary_cross_entropy_with_logits(logits, targets, mask=None, reduction="mean
     return loss, grad.astype(x.dtype, copy=False)
 
 
+def ctc(log_probs, targets, input_lengths, target_lengths, blank=0, reduction="mean", zero_infinity=False):
+    """Connectionist temporal classification loss and its gradient: ``torch.nn.functional.ctc_loss``'s numbers.
+
+    log_probs: (T, B, C) float32/float64 log-probabilities (normally a
+        log_softmax over C, the blank included), or unbatched (T, C);
+    targets: padded (B, S) (row b's first target_lengths[b] labels count,
+        the rest is never read) or 1-D, the targets concatenated
+        (sum(target_lengths) labels); unbatched, (S,); any integer dtype;
+        labels in [0, C), never ``blank``;
+    input_lengths, target_lengths: (B,) integers (lists, tuples, arrays),
+        unbatched one integer; 0 <= input_lengths <= T, 0 <= target_lengths <= S.
+        A target of length 0 is allowed (loss = -sum of log p(blank));
+    reduction: "mean" (each sequence's loss divided by max(its target length,
+        1), then the mean over the batch, torch's), "sum", or "none" (the loss
+        is then a float64 array (B,), () unbatched, and the gradient is that
+        of its sum);
+    zero_infinity: an impossible alignment (input too short for the target:
+        T_b < S_b + its repeated neighbours) gives loss inf and, as torch,
+        NaN gradient over that sequence's frames t < T_b; with
+        zero_infinity=True its loss and gradient are 0 instead.
+    Returns (loss, dlog_probs): loss a Python float (summed in float64) for
+    "mean" and "sum"; dlog_probs of log_probs' shape and dtype.
+
+    The gradient is the EXACT derivative of the loss with respect to
+    log_probs taken as free inputs (what finite differences give):
+    dL/dlog_probs[t, b, c] = -w_b gamma_t(c), minus the posterior occupancy of
+    class c at frame t (sum over the extended-label states s with l'_s = c of
+    exp(alpha_t(s) + beta_t(s) - log p(l|x))), w_b the reduction's weight of
+    sequence b; exactly 0 for frames t >= input_lengths[b]. torch's CPU
+    kernel returns this plus exp(log_probs) at frames t < input_lengths[b]
+    (it assumes log_probs = log_softmax(logits)): through log_softmax's
+    backward, g - softmax * sum(g), both give the same gradient of the
+    logits, as the occupancies of a frame sum to 1.
+
+    The forward-backward recursion runs compiled in log space, accumulating
+    in float64 (float32 inputs too), blocks of sequences shared between
+    Numba's threads; each sequence is computed by one thread, so results are
+    the same bits at every thread count. Inputs are never written to.
+    """
+    lp, targets, input_lengths, target_lengths, blank, batched = validation.check_ctc(
+        log_probs, targets, input_lengths, target_lengths, blank)
+    validation.check_choice("reduction", reduction, CTC_REDUCTIONS)
+    if not isinstance(zero_infinity, (bool, np.bool_)):
+        raise TypeError(f"zero_infinity must be a bool, got {zero_infinity!r}")
+    B = lp.shape[1]
+    if reduction == "mean":
+        scales = 1.0 / (np.maximum(target_lengths, 1) * B)
+    else:
+        scales = np.ones(B)
+    cells = int(np.dot(input_lengths, 2 * target_lengths + 1))
+    nchunks = threads._numba_threads() if cells * CTC_CELL_WORK >= config.PARALLEL_MIN_REGION_WORK else 1
+    losses, grad = ctc_kernels.ctc_loss(np.ascontiguousarray(lp), targets, input_lengths, target_lengths, blank,
+                                        scales, bool(zero_infinity), nchunks)
+    if zero_infinity:
+        losses[losses == np.inf] = 0.0
+    if not batched:
+        grad = grad[:, 0, :]
+    if reduction == "none":
+        return (losses if batched else losses.reshape(())), grad
+    if reduction == "mean":
+        return float((losses / np.maximum(target_lengths, 1)).sum() / B), grad
+    return float(losses.sum()), grad
+
+
+# A cell of the CTC recursion (a state at a frame: two log-sum-exps of three terms) costs about as much
+# as this many multiply-adds; with config.PARALLEL_MIN_REGION_WORK it decides when threads pay.
+CTC_CELL_WORK = 64
 REDUCTIONS = ("mean", "sum")
+CTC_REDUCTIONS = ("mean", "sum", "none")
 LOSSES = {"mse": mse, "cross_entropy": cross_entropy,
           "binary_cross_entropy_with_logits": binary_cross_entropy_with_logits}
 

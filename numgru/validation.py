@@ -359,3 +359,79 @@ def check_samples(name, arr, n, what="samples"):
     if arr.ndim == 0 or arr.shape[0] != n:
         raise ValueError(f"{name} must have {n} {what} along its first axis (as x has), got shape {arr.shape}")
     return arr
+
+
+# ------------------------------------------------------------------------------------------- CTC
+
+def check_ctc(log_probs, targets, input_lengths, target_lengths, blank):
+    """The arguments of ``losses.ctc`` -> (log_probs (T, B, C), targets (B, S) int64, input_lengths int64 (B,),
+    target_lengths int64 (B,), blank, batched).
+
+    torch.nn.functional.ctc_loss's layouts: log_probs (T, B, C) or unbatched
+    (T, C); targets padded (B, S) (row b's first target_lengths[b] entries
+    count, the rest is never read) or concatenated 1-D (sum(target_lengths)),
+    unbatched (S,); lengths (B,) integers, unbatched one integer. As torch:
+    0 <= input_lengths <= T, 0 <= target_lengths <= S. Stricter than torch,
+    which computes garbage or inf silently: counted targets must lie in
+    [0, C) and differ from ``blank``, and a 1-D targets array must hold
+    exactly sum(target_lengths) labels. log_probs is float32 or float64 in its
+    own precision (NaN propagates); blank an integer in [0, C).
+    """
+    arr = _to_numpy("log_probs", log_probs)
+    check_float_dtype("log_probs", arr.dtype)
+    if arr.ndim not in (2, 3) or 0 in arr.shape:
+        raise ValueError("log_probs must be 3-D (T, B, num_classes) or unbatched 2-D (T, num_classes) with no "
+                         f"empty dimension, got shape {arr.shape}")
+    batched = arr.ndim == 3
+    lp = arr if batched else arr[:, None, :]
+    T, B, C = lp.shape
+    blank = check_integer("blank", blank)
+    if not 0 <= blank < C:
+        raise ValueError(f"blank must lie in [0, {C}) for log_probs with {C} classes, got {blank}")
+    input_lengths = _ctc_lengths("input_lengths", input_lengths, B, batched)
+    target_lengths = _ctc_lengths("target_lengths", target_lengths, B, batched)
+    if input_lengths.max() > T:
+        raise ValueError(f"input_lengths must be at most T={T} (the frames of log_probs), got max {input_lengths.max()}")
+    tg = _integer_array("targets", targets, "class indices")
+    total = int(target_lengths.sum())
+    if not batched and tg.ndim != 1:
+        raise ValueError(f"targets must be 1-D (S,) for unbatched 2-D log_probs, got shape {tg.shape}")
+    if tg.ndim == 1 and batched:
+        if tg.size != total:
+            raise ValueError(f"targets, 1-D, must hold the concatenated targets: sum(target_lengths)={total} "
+                             f"labels, got {tg.size}")
+        padded = np.zeros((B, int(target_lengths.max())), np.int64)
+        within = np.arange(padded.shape[1]) < target_lengths[:, None]
+        padded[within] = tg
+    elif tg.ndim in (1, 2):
+        padded = tg.reshape(1, -1) if tg.ndim == 1 else tg
+        if padded.shape[0] != B:
+            raise ValueError(f"targets must be (B, S) = ({B}, S) padded or 1-D concatenated, got shape {tg.shape}")
+        if target_lengths.max() > padded.shape[1]:
+            raise ValueError(f"target_lengths must be at most S={padded.shape[1]} (the columns of targets), "
+                             f"got max {target_lengths.max()}")
+        padded = padded.astype(np.int64)
+        within = np.arange(padded.shape[1]) < target_lengths[:, None]
+    else:
+        raise ValueError(f"targets must be 2-D (B, S) padded or 1-D concatenated, got shape {tg.shape}")
+    counted = padded[within]
+    _check_index_range("targets", counted, C, f"log_probs with {C} classes")
+    if (counted == blank).any():
+        b, i = np.argwhere(within & (padded == blank))[0]
+        raise ValueError(f"targets must not contain the blank label {blank}: sequence {b} has it at position {i}")
+    return lp, np.ascontiguousarray(padded), input_lengths, target_lengths, blank, batched
+
+
+def _ctc_lengths(name, value, B, batched):
+    """CTC lengths: B non-negative integers (a list, tuple or array; unbatched, one integer) -> int64 (B,)."""
+    arr = _to_numpy(name, value)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be integers, got dtype {arr.dtype.name}")
+    expected = [(B,)] if batched else [(), (1,)]
+    if arr.shape not in expected:
+        what = f"({B},)" if batched else "one integer"
+        raise ValueError(f"{name} must have shape {what}, got shape {arr.shape}")
+    arr = arr.reshape(B).astype(np.int64)
+    if arr.min() < 0:
+        raise ValueError(f"{name} must be non-negative, got min {arr.min()}")
+    return arr
