@@ -23,6 +23,15 @@ and float32 log-mel frames lie within 1e-6 (relative to their scale) of float64 
 
 :data:`FSDD_SETTINGS` are the settings of the shipped Free Spoken Digit Dataset
 features (``numgru/data/fsdd_logmel.npz.xz``, made by ``scripts/make_speech_data.py``).
+
+>>> import numpy as np
+>>> from numgru import audio
+>>> tone = np.sin(2 * np.pi * 440 * np.arange(8000) / 8000).astype(np.float32)   # 1 s at 8 kHz
+>>> frames = audio.log_mel(tone, **audio.FSDD_SETTINGS)          # 25 ms windows every 10 ms
+>>> frames.shape, frames.dtype
+((97, 40), dtype('float32'))
+>>> audio.mfcc(frames).shape
+(97, 13)
 """
 import json
 import math
@@ -312,7 +321,7 @@ def deltas(features, lengths=None, order=1, width=9):
     mode="interp")`` over each utterance's own frames; padding frames are neither read nor
     written (they are 0 in the result). An utterance shorter than ``width`` frames uses the
     largest odd width that fits (3 at least); one of 1 or 2 frames uses width 3 with its
-    edge frames repeated (``mode="nearest"``), which gives 0 for a single frame.
+    edge frames repeated (``mode="nearest"``), which gives 0 (to rounding) for a single frame.
     """
     arr, lengths, batched = _check_batch("features", features, lengths)
     order = validation.check_positive_int("order", order)
@@ -430,6 +439,17 @@ def _check_batch(name, value, lengths):
 
 _deltas_of, _normalize = deltas, normalize     # features() has arguments of these names
 
+
+def _check_settings(settings):
+    """A settings dict -> FSDD_SETTINGS updated with it; unknown keys (typos) refused."""
+    if not isinstance(settings, dict):
+        raise TypeError(f"settings must be a dict like FSDD_SETTINGS, got {type(settings).__name__}")
+    unknown = sorted(set(settings) - set(FSDD_SETTINGS) - {"db_floor", "db_step"})
+    if unknown:
+        raise ValueError(f"settings has unknown keys {unknown}; the keys are those of FSDD_SETTINGS: "
+                         f"{sorted(FSDD_SETTINGS)}")
+    return dict(FSDD_SETTINGS, **settings)
+
 def features(paths, settings=FSDD_SETTINGS, kind="logmel", deltas=0, normalize=True):
     """Features of audio files -> (x (B, T_max, F) float32, lengths int64 (B,)).
 
@@ -438,14 +458,16 @@ def features(paths, settings=FSDD_SETTINGS, kind="logmel", deltas=0, normalize=T
     (:data:`FSDD_SETTINGS` by default) or, with ``kind="mfcc"``, 13 MFCCs of them; ``deltas``
     = 1 or 2 appends the first (and second) order :func:`deltas` as more columns
     (F = 40, 80, 120 for log-mel, 13, 26, 39 for MFCC); ``normalize`` then applies
-    per-utterance mean/variance normalisation; finally :func:`pad`.
+    per-utterance mean/variance normalisation; finally :func:`pad`. Keys missing from
+    ``settings`` take :data:`FSDD_SETTINGS`' values; ``db_floor`` and ``db_step`` (stored with
+    the shipped data) are allowed and ignored.
     """
     if isinstance(paths, (str, bytes, os.PathLike)):
         paths = [paths]
     paths = list(paths)
     if not paths:
         raise ValueError("paths must name at least one audio file, got none")
-    settings = dict(settings)
+    settings = _check_settings(settings)
     extractor = _LogMel(*(settings[k] for k in ("sample_rate", "n_fft", "win_length", "hop_length", "n_mels",
                                                 "fmin", "fmax", "window", "amin")), np.float32)
     validation.check_choice("kind", kind, _KINDS)
@@ -458,7 +480,7 @@ def features(paths, settings=FSDD_SETTINGS, kind="logmel", deltas=0, normalize=T
         feats = extractor(np.pad(signal, extractor.n_fft // 2) if center else signal)
         if kind == "mfcc":
             feats = mfcc(feats)
-        feats = np.concatenate([feats] + [_deltas_of(feats, order) for order in range(1, n_deltas + 1)], axis=1)
+        feats = np.concatenate([feats] + [_deltas_of(feats, order=order) for order in range(1, n_deltas + 1)], axis=1)
         if normalize:
             feats = _normalize(feats)
         utterances.append(feats)
