@@ -435,3 +435,31 @@ def _ctc_lengths(name, value, B, batched):
     if arr.min() < 0:
         raise ValueError(f"{name} must be non-negative, got min {arr.min()}")
     return arr
+
+
+def check_ctc_scores(log_probs, input_lengths, blank, batch_first):
+    """What a CTC decoder reads -> (scores (T, B, C), input_lengths int64 (B,), blank, batched).
+
+    log_probs: float32/float64 (T, B, C), (B, T, C) with ``batch_first``, or
+    one unbatched sequence (T, C): log-probabilities or probabilities (the
+    decoders say which they need). input_lengths: None (every sequence has T
+    frames) or (B,) integers in [0, T], unbatched one integer.
+    """
+    arr = _to_numpy("log_probs", log_probs)
+    check_float_dtype("log_probs", arr.dtype)
+    if arr.ndim not in (2, 3) or 0 in arr.shape[-1:]:
+        layout = "(B, T, num_classes)" if batch_first else "(T, B, num_classes)"
+        raise ValueError(f"log_probs must be 3-D {layout} or unbatched 2-D (T, num_classes) with at least one "
+                         f"class, got shape {arr.shape}")
+    batched = arr.ndim == 3
+    scores = (arr.transpose(1, 0, 2) if batch_first else arr) if batched else arr[:, None, :]
+    T, B, C = scores.shape
+    blank = check_integer("blank", blank)
+    if not 0 <= blank < C:
+        raise ValueError(f"blank must lie in [0, {C}) for log_probs with {C} classes, got {blank}")
+    if input_lengths is None:
+        return scores, np.full(B, T, np.int64), blank, batched
+    lengths = _ctc_lengths("input_lengths", input_lengths, B, batched)
+    if lengths.max() > T:
+        raise ValueError(f"input_lengths must be at most T={T} (the frames of log_probs), got max {lengths.max()}")
+    return scores, lengths, blank, batched

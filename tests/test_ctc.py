@@ -369,3 +369,139 @@ def test_bad_unbatched_input():
     with pytest.raises(ValueError, match="input_lengths must have shape one integer"):
         losses.ctc(lp, [1, 2], [4, 4], 2)
     assert np.isfinite(losses.ctc(lp, [1, 2], [4], [2])[0])
+
+
+# ------------------------------------------------------------------------------ decoders
+
+from numgru import ctc  # noqa: E402
+
+
+def one_hot_frames(path, C, peak=0.9):
+    """Probabilities (T, C): each frame's class of ``path`` at ``peak``, the rest shared evenly."""
+    p = np.full((len(path), C), (1 - peak) / (C - 1))
+    p[np.arange(len(path)), path] = peak
+    return p
+
+
+def test_greedy_decode_known_paths():
+    paths = [[0, 1, 1, 0, 1, 2, 2, 0], [3, 3, 3, 0, 0, 3, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0]]
+    probs = np.stack([one_hot_frames(p, 4) for p in paths], axis=1)          # (T, B, C)
+    expected = [[1, 1, 2], [3, 3], []]
+    for decoded in (ctc.greedy_decode(probs), ctc.greedy_decode(np.log(probs).astype(np.float32)),
+                    ctc.greedy_decode(probs.transpose(1, 0, 2), batch_first=True)):
+        assert [d.tolist() for d in decoded] == expected and all(d.dtype == np.int64 for d in decoded)
+    short = ctc.greedy_decode(probs, input_lengths=[5, 2, 0])
+    assert [d.tolist() for d in short] == [[1, 1], [3], []]
+    assert [d.tolist() for d in ctc.greedy_decode(probs[:, 0])] == [[1, 1, 2]]
+    assert [d.tolist() for d in ctc.greedy_decode(probs[:, 1], blank=3)] == [[0, 0]]
+
+
+def test_beam_search_beats_greedy():
+    # Two frames of p(blank) = 0.6, p(a) = 0.4: the best path is "" (0.36), but "a" has three alignments
+    # (a a, a -, - a: 0.16 + 0.24 + 0.24 = 0.64).
+    lp = np.log(np.array([[0.6, 0.4], [0.6, 0.4]]))
+    assert ctc.greedy_decode(lp)[0].tolist() == []
+    assert ctc.beam_search(lp, beam_width=2)[0].tolist() == [1]
+    assert ctc.beam_search(lp, beam_width=1)[0].tolist() == []
+    brute = {}
+    for path in itertools.product(range(2), repeat=2):
+        key = tuple(collapse(path))
+        brute[key] = brute.get(key, 0) + np.exp(lp[[0, 1], path].sum())
+    assert max(brute, key=brute.get) == (1,)
+
+
+def test_beam_search_finds_the_most_likely_labelling():
+    rng = np.random.default_rng(10)
+    for _ in range(5):
+        lp = log_softmax(rng.standard_normal((5, 3)) * 1.5)
+        brute = {}
+        for path in itertools.product(range(3), repeat=5):
+            key = tuple(collapse(path))
+            brute[key] = brute.get(key, 0) + np.exp(lp[np.arange(5), path].sum())
+        wide = ctc.beam_search(lp, beam_width=len(brute))[0]       # wide enough to keep every prefix
+        assert tuple(wide.tolist()) == max(brute, key=brute.get)
+
+
+def test_beam_width_one_is_greedy_on_peaked_outputs():
+    rng = np.random.default_rng(11)
+    paths = rng.integers(0, 5, (40, 6))
+    paths[::3] = 0
+    lp = np.log(np.stack([one_hot_frames(paths[:, b], 5, 0.9) for b in range(6)], axis=1))
+    lengths = rng.integers(0, 41, 6)
+    greedy = ctc.greedy_decode(lp, lengths)
+    beam = ctc.beam_search(lp, lengths, beam_width=1)
+    assert [g.tolist() for g in greedy] == [b.tolist() for b in beam]
+    pruned = ctc.beam_search(lp.astype(np.float32), lengths, beam_width=4, prune=np.log(0.5))
+    assert [g.tolist() for g in greedy] == [b.tolist() for b in pruned]
+    assert [b.tolist() for b in ctc.beam_search(lp.transpose(1, 0, 2), lengths, 3, batch_first=True)] == \
+        [b.tolist() for b in ctc.beam_search(lp, lengths, 3)]
+
+
+def test_stream_decoder_equals_greedy_over_random_cuts():
+    rng = np.random.default_rng(12)
+    T, B, C = 60, 3, 4
+    paths = rng.integers(0, C, (T, B))
+    paths[rng.random((T, B)) < 0.3] = 0
+    lp = np.log(np.stack([one_hot_frames(paths[:, b], C, 0.7) for b in range(B)], axis=1))
+    expected = [g.tolist() for g in ctc.greedy_decode(lp)]
+    decoder = ctc.GreedyStreamDecoder(batch_size=B)
+    for _ in range(3):
+        cuts = np.sort(rng.choice(np.arange(1, T), 6, replace=False))
+        got = [[] for _ in range(B)]
+        for chunk in np.split(lp, cuts) + [lp[:0]]:
+            for b, labels in enumerate(decoder.push(chunk)):
+                assert labels.dtype == np.int64
+                got[b] += labels.tolist()
+        assert got == expected
+        decoder.reset()
+    single = ctc.GreedyStreamDecoder()
+    got = sum((single.push(lp[t:t + 1, 0])[0].tolist() for t in range(T)), [])
+    assert got == expected[0]
+
+
+def test_edit_distance_and_error_rate():
+    assert ctc.edit_distance("kitten", "sitting") == 3
+    assert ctc.edit_distance([1, 2, 3], [1, 2, 3]) == 0
+    assert ctc.edit_distance([], [4, 5]) == 2 and ctc.edit_distance(np.array([1, 2]), []) == 2
+    assert ctc.edit_distance([1, 2, 3, 4], [2, 3, 4, 1]) == 2
+    rng = np.random.default_rng(13)
+    for _ in range(20):
+        a, b = rng.integers(0, 3, rng.integers(0, 8)), rng.integers(0, 3, rng.integers(0, 8))
+        assert ctc.edit_distance(a, b) == slow_levenshtein(list(a), list(b)) == ctc.edit_distance(b, a)
+    assert ctc.error_rate([[1, 2, 3], [4]], [[1, 3], [4, 4]]) == 2 / 4
+    assert ctc.error_rate(["abc"], ["abc"]) == 0.0
+
+
+def slow_levenshtein(a, b):
+    if not a or not b:
+        return len(a) + len(b)
+    return min(slow_levenshtein(a[1:], b) + 1, slow_levenshtein(a, b[1:]) + 1,
+               slow_levenshtein(a[1:], b[1:]) + (a[0] != b[0]))
+
+
+def test_bad_decoder_input():
+    lp = np.zeros((4, 2, 3))
+    with pytest.raises(TypeError, match="log_probs must be an array of float32 or float64"):
+        ctc.greedy_decode(lp.astype(int))
+    with pytest.raises(ValueError, match="log_probs must be 3-D \\(B, T, num_classes\\)"):
+        ctc.beam_search(lp[0, 0], batch_first=True)
+    with pytest.raises(ValueError, match="input_lengths must be at most T=4"):
+        ctc.greedy_decode(lp, [5, 1])
+    with pytest.raises(ValueError, match="input_lengths must have shape \\(2,\\)"):
+        ctc.greedy_decode(lp, [1])
+    with pytest.raises(ValueError, match="blank must lie in \\[0, 3\\)"):
+        ctc.beam_search(lp, blank=3)
+    with pytest.raises(ValueError, match="beam_width must be a positive integer"):
+        ctc.beam_search(lp, beam_width=0)
+    with pytest.raises(TypeError, match="prune must be None or a log-probability"):
+        ctc.beam_search(lp, prune="high")
+    with pytest.raises(ValueError, match="chunk must have shape \\(T, batch_size, num_classes\\) with batch_size=2"):
+        ctc.GreedyStreamDecoder(batch_size=2).push(np.zeros((3, 3)))
+    with pytest.raises(TypeError, match="chunk must be an array of float32 or float64"):
+        ctc.GreedyStreamDecoder().push(np.zeros((3, 3), int))
+    with pytest.raises(ValueError, match="refs and hyps must hold as many sequences, got 2 and 1"):
+        ctc.error_rate([[1], [2]], [[1]])
+    with pytest.raises(ValueError, match="refs must hold at least one label"):
+        ctc.error_rate([[]], [[1]])
+    with pytest.raises(ValueError, match="ref must be a 1-D sequence of integer labels"):
+        ctc.edit_distance([[1, 2]], [1])
