@@ -160,15 +160,39 @@ def power_spectrogram(signal, n_fft=256, hop_length=80, win_length=None, window=
     if center:
         x = np.pad(x, n_fft // 2)
     _check_long_enough("signal", x.shape[0], n_fft, center)
-    return _power(x, n_fft, hop_length, win.astype(dtype))
+    win = win.astype(dtype)
+    frames = _frames(x, n_fft, hop_length)
+    out = np.empty((frames.shape[0], n_fft // 2 + 1), dtype)
+    for start, stop in _blocks(frames.shape[0], n_fft, dtype):
+        out[start:stop] = _block_power(frames[start:stop], win)
+    return out
 
 
-def _power(x, n_fft, hop_length, win):
-    """The kernel of power_spectrogram: frames of x (already padded), windowed, one rfft, in x's precision."""
+# Frames are transformed a block at a time: a block's windowed frames, spectrum and power
+# stay in cache and their memory is reused, where whole-signal temporaries (6 MB for a
+# minute at 8 kHz) cost a page fault per 4 KB. Measured on 60 s at 8 kHz, float32:
+# 3.5 ms for the log-mel frames in blocks of 256 KB against 8.4 ms in one piece.
+_BLOCK_BYTES = 1 << 18
+
+
+def _frames(x, n_fft, hop_length):
+    """Frame k of x is x[k hop : k hop + n_fft] (a strided view, no copy)."""
+    return np.lib.stride_tricks.sliding_window_view(x, n_fft)[::hop_length]
+
+
+def _blocks(n_frames, n_fft, dtype):
+    """(start, stop) of consecutive blocks of about _BLOCK_BYTES of frames."""
+    step = max(1, _BLOCK_BYTES // (n_fft * np.dtype(dtype).itemsize))
+    return [(start, min(start + step, n_frames)) for start in range(0, n_frames, step)]
+
+
+def _block_power(frames, win):
+    """|rfft(frames * win)|^2 over the last axis, in the precision of frames and win."""
     from scipy.fft import rfft
-    frames = np.lib.stride_tricks.sliding_window_view(x, n_fft)[::hop_length]
-    spectrum = rfft(frames * win, axis=1)
-    return spectrum.real ** 2 + spectrum.imag ** 2
+    spectrum = rfft(frames * win, axis=1, overwrite_x=True)
+    power = spectrum.real * spectrum.real
+    power += spectrum.imag * spectrum.imag
+    return power
 
 
 def mel_filterbank(sample_rate=8000, n_fft=256, n_mels=40, fmin=0.0, fmax=None, dtype=np.float32):
@@ -246,8 +270,14 @@ class _LogMel:
 
     def __call__(self, x):
         """Samples of ``self.dtype`` (n >= n_fft) -> dB frames (frames, n_mels) of ``self.dtype``."""
-        mel_power = _power(x, self.n_fft, self.hop_length, self.window) @ self.filterbank_t
-        return self.dtype.type(10.0) * np.log10(np.maximum(mel_power, self.amin))
+        frames = _frames(x, self.n_fft, self.hop_length)
+        db = np.empty((frames.shape[0], self.filterbank_t.shape[1]), self.dtype)
+        for start, stop in _blocks(frames.shape[0], self.n_fft, self.dtype):
+            np.matmul(_block_power(frames[start:stop], self.window), self.filterbank_t, out=db[start:stop])
+        np.maximum(db, self.amin, out=db)       # the mel power, floored,
+        np.log10(db, out=db)                    # in dB, in place
+        db *= self.dtype.type(10.0)
+        return db
 
 
 def _check_signal(name, signal, dtype):
