@@ -480,6 +480,7 @@ def _check_settings(settings):
                          f"{sorted(FSDD_SETTINGS)}")
     return dict(FSDD_SETTINGS, **settings)
 
+
 def features(paths, settings=FSDD_SETTINGS, kind="logmel", deltas=0, normalize=True):
     """Features of audio files -> (x (B, T_max, F) float32, lengths int64 (B,)).
 
@@ -532,7 +533,7 @@ def dequantize(q, settings):
     except (KeyError, TypeError):
         raise ValueError("settings must hold db_step and db_floor (the dict or JSON stored with the data), "
                          f"got {settings!r}") from None
-    q = validation._to_numpy("q", q)
+    q = np.asarray(q)
     if q.dtype != np.uint8:
         raise TypeError(f"q must be an array of uint8 codes, got dtype {q.dtype.name}")
     return (q.astype(np.float32) * np.float32(step) + np.float32(floor)).astype(np.float32)

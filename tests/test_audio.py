@@ -62,8 +62,9 @@ def test_power_spectrogram_is_librosa_stft_squared(dtype, center, n_fft, win_len
     assert np.abs(got - ref.T).max() <= TOL[dtype] * np.abs(ref).max()
 
 
-@pytest.mark.parametrize("rate, n_fft, n_mels, fmin, fmax", [(8000, 256, 40, 0.0, None), (16000, 512, 80, 20.0, 7600.0),
-                                                             (22050, 2048, 128, 0.0, None), (8000, 200, 23, 300.0, 3400.0)])
+@pytest.mark.parametrize("rate, n_fft, n_mels, fmin, fmax", [
+    (8000, 256, 40, 0.0, None), (16000, 512, 80, 20.0, 7600.0), (22050, 2048, 128, 0.0, None),
+    (8000, 200, 23, 300.0, 3400.0)])
 def test_mel_filterbank_is_librosa(rate, n_fft, n_mels, fmin, fmax):
     librosa = pytest.importorskip("librosa")
     ref = librosa.filters.mel(sr=rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, dtype=np.float64)
