@@ -1230,3 +1230,236 @@ def measure_first_call(entries=None, engine="numgru-cpu", threads=DEFAULT_THREAD
 
 def _median_dicts(dicts):
     return {key: None if dicts[0][key] is None else statistics.median(d[key] for d in dicts) for key in dicts[0]}
+
+
+# ------------------------------------------------------------------------------------ speech (CTC, features)
+
+CTC_SHAPE = dict(T=200, B=32, C=29, S=50)     # 200 frames, 28 letters + blank, 50-label targets
+FEATURE_SECONDS = 60.0                        # seconds of audio each timed feature call reads
+FEATURE_LIBRARIES = ("numgru", "librosa")
+FSDD_RECORDINGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, os.pardir, "shared",
+                               "datasets", "fsdd", "recordings")
+_SPEECH_NEEDS = {"ctc": ("torch", "numgru.losses", "ctc"), "features": ("librosa", "numgru.audio", "log_mel")}
+
+
+def numgru_lacks(kind):
+    """Why this numgru cannot run the speech benchmark ``kind`` ("ctc" or "features"), or None when it can."""
+    _, module, name = _SPEECH_NEEDS[kind]
+    try:
+        owner = importlib.import_module(module)
+    except ImportError:
+        return f"this numgru has no {module}"
+    return None if hasattr(owner, name) else f"this numgru has no {module}.{name}"
+
+
+def speech_unavailable(kind):
+    """Why the speech benchmark ``kind`` ("ctc": needs torch, "features": librosa) cannot run here, or None."""
+    yardstick = _SPEECH_NEEDS[kind][0]
+    if importlib.util.find_spec(yardstick) is None:
+        return f"{yardstick} is not installed"
+    return numgru_lacks(kind)
+
+
+def ctc_inputs(T=CTC_SHAPE["T"], B=CTC_SHAPE["B"], C=CTC_SHAPE["C"], S=CTC_SHAPE["S"], dtype="float32", seed=0):
+    """Random log_softmax log-probabilities (T, B, C) and targets (B, S) in [1, C) (no blank), all lengths full."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((T, B, C))
+    log_probs = x - x.max(-1, keepdims=True)
+    log_probs -= np.log(np.exp(log_probs).sum(-1, keepdims=True))
+    targets = rng.integers(1, C, (B, S))
+    return log_probs.astype(dtype), targets, np.full(B, T, np.int64), np.full(B, S, np.int64)
+
+
+class NumgruCTC:
+    """numgru.losses.ctc (mean reduction): ``step()`` computes the loss and its gradient, returns the loss."""
+
+    def __init__(self, log_probs, targets, input_lengths, target_lengths):
+        from numgru import losses
+        self.ctc, self.args = losses.ctc, (log_probs, targets, input_lengths, target_lengths)
+
+    def step(self):
+        return self.ctc(*self.args)[0]
+
+
+class TorchCTC:
+    """torch.nn.functional.ctc_loss (mean reduction), CPU: ``step()`` runs forward and backward, returns the loss."""
+
+    def __init__(self, log_probs, targets, input_lengths, target_lengths):
+        import torch
+        self.F = torch.nn.functional
+        self.log_probs = torch.tensor(log_probs, requires_grad=True)
+        self.rest = tuple(torch.tensor(a) for a in (targets, input_lengths, target_lengths))
+
+    def step(self):
+        self.log_probs.grad = None
+        loss = self.F.ctc_loss(self.log_probs, *self.rest)
+        loss.backward()
+        return float(loss.detach())
+
+
+def ctc_model(engine, dtype="float32", threads=None, seed=0, warm_up=True):
+    """One engine's CTC loss on ``CTC_SHAPE`` (for asv: each engine alone); NotImplementedError where it cannot run."""
+    require(engine)
+    if device(engine) != "cpu":
+        raise NotImplementedError(f"{engine}: the CTC loss runs on the CPU only")
+    if library(engine) == "numgru" and numgru_lacks("ctc") is not None:
+        raise NotImplementedError(numgru_lacks("ctc"))
+    if threads is not None:
+        pin_threads(threads, engine)
+    model = (NumgruCTC if library(engine) == "numgru" else TorchCTC)(*ctc_inputs(dtype=dtype, seed=seed))
+    if warm_up:
+        model.step()
+    return model
+
+
+def run_ctc_bench(reps=DEFAULT_REPS, threads=DEFAULT_THREADS, shape=None, dtype="float32", min_time=0.05, seed=0,
+                  progress=True):
+    """numgru.losses.ctc (loss + gradient) against torch.nn.functional.ctc_loss forward + backward, CPU: one dict.
+
+    ``shape``: overrides of ``CTC_SHAPE`` (T, B, C, S); random log_softmax
+    inputs, random targets without the blank, every length full, mean
+    reduction. Timed alternately in one process, threads pinned for both.
+    Keys: kind="ctc", threads, dtype, reps, T, B, C, S, ms_numgru, ms_torch
+    (median ms a call), ratio (median per-repetition time ratio numgru/torch,
+    < 1: numgru faster), loss_numgru, loss_torch (they agree). None (the
+    reason on stderr) where torch or numgru's CTC is missing.
+    """
+    from tqdm.auto import tqdm
+    reason = speech_unavailable("ctc")
+    if reason is not None:
+        print(f"CTC benchmark skipped: {reason}", file=sys.stderr)
+        return None
+    shape = dict(CTC_SHAPE, **(shape or {}))
+    reps = _check_common(reps, dtype)
+    bar = tqdm(total=reps, desc="numgru bench ctc", unit="rep", disable=not progress, file=sys.stderr)
+    try:
+        with pinned_threads(threads) as threads:
+            args = ctc_inputs(dtype=dtype, seed=seed, **shape)
+            ours, theirs = NumgruCTC(*args), TorchCTC(*args)
+            pair = Pair(ours.step, theirs.step, min_time)
+            for _ in range(reps):
+                pair.repetition()
+                bar.update()
+            tn, tt, ratio = pair.summary()
+            return dict(kind="ctc", threads=threads, dtype=dtype, reps=reps, **shape, ms_numgru=_ms(tn),
+                        ms_torch=_ms(tt), ratio=ratio, loss_numgru=ours.step(), loss_torch=theirs.step())
+    finally:
+        bar.close()
+
+
+def feature_clips(seconds=FEATURE_SECONDS, recordings=FSDD_RECORDINGS, sample_rate=8000, seed=0):
+    """(clips, source): about ``seconds`` of audio, a list of 1-D float32 signals at ``sample_rate``.
+
+    FSDD recordings (read by numgru.audio.load), in name order until
+    ``seconds`` are reached, when the folder ``recordings`` holds WAV files
+    (source "fsdd"); otherwise half-second clips of seeded noise ("random").
+    """
+    names = sorted(f for f in os.listdir(recordings) if f.endswith(".wav")) if os.path.isdir(recordings) else []
+    if not names:
+        rng = np.random.default_rng(seed)
+        clips = [(0.1 * rng.standard_normal(sample_rate // 2)).astype(np.float32) for _ in range(math.ceil(2 * seconds))]
+        return clips, "random"
+    from numgru import audio
+    clips, total = [], 0
+    for name in names:
+        clips.append(audio.load(os.path.join(recordings, name), sample_rate)[0])
+        total += clips[-1].size
+        if total >= seconds * sample_rate:
+            break
+    return clips, "fsdd"
+
+
+class FeatureExtractor:
+    """numgru.audio's or librosa's log-mel (dB) and MFCC of a list of clips, with numgru.audio.FSDD_SETTINGS.
+
+    ``log_mel()`` and ``mfcc()`` compute every clip's features (lists of
+    (frames, n_mels) and (frames, n_mfcc) arrays; librosa's transposed to
+    that layout). librosa: melspectrogram (power 2) + power_to_db(ref=1,
+    amin, top_db=None), mfcc(S=dB): numgru.audio's definitions.
+    """
+
+    def __init__(self, library_name, clips, settings, n_mfcc=13):
+        self.clips, self.n_mfcc = clips, n_mfcc
+        if library_name == "numgru":
+            from numgru import audio
+            self._log_mel = lambda clip: audio.log_mel(clip, **settings)
+            self._mfcc = lambda db: audio.mfcc(db, n_mfcc)
+            return
+        import librosa
+        mel = dict(sr=settings["sample_rate"], n_fft=settings["n_fft"], hop_length=settings["hop_length"],
+                   win_length=settings["win_length"], window=settings["window"], center=settings["center"],
+                   n_mels=settings["n_mels"], fmin=settings["fmin"], fmax=settings["fmax"], power=2.0)
+        self._log_mel = lambda clip: librosa.power_to_db(librosa.feature.melspectrogram(y=clip, **mel), ref=1.0,
+                                                         amin=settings["amin"], top_db=None).T
+        self._mfcc = lambda db: librosa.feature.mfcc(S=db.T, n_mfcc=n_mfcc).T
+
+    def log_mel(self):
+        return [self._log_mel(clip) for clip in self.clips]
+
+    def mfcc(self):
+        return [self._mfcc(self._log_mel(clip)) for clip in self.clips]
+
+
+def feature_extractor(library_name, seconds=FEATURE_SECONDS, recordings=FSDD_RECORDINGS, n_mfcc=13, seed=0,
+                      threads=None, warm_up=True):
+    """One library's ``FeatureExtractor`` over ``feature_clips`` (for asv); NotImplementedError where it cannot run."""
+    if library_name not in FEATURE_LIBRARIES:
+        raise ValueError(f"library_name must be one of {FEATURE_LIBRARIES}, got {library_name!r}")
+    reason = numgru_lacks("features") if library_name == "numgru" else speech_unavailable("features")
+    if reason is not None:
+        raise NotImplementedError(reason)
+    from numgru import audio       # the settings and the FSDD reader are numgru's, for librosa too
+    if threads is not None:
+        pin_threads(threads, "numgru-cpu")
+    settings = dict(audio.FSDD_SETTINGS)
+    clips, _ = feature_clips(seconds, recordings, settings["sample_rate"], seed)
+    extractor = FeatureExtractor(library_name, clips, settings, n_mfcc)
+    if warm_up:
+        extractor.mfcc()
+    return extractor
+
+
+def run_feature_bench(seconds=FEATURE_SECONDS, reps=DEFAULT_REPS, threads=DEFAULT_THREADS, recordings=FSDD_RECORDINGS,
+                      n_mfcc=13, min_time=0.05, seed=0, progress=True):
+    """numgru.audio.log_mel (and + mfcc) against librosa's melspectrogram + power_to_db (+ mfcc): one dict.
+
+    Both compute the FSDD_SETTINGS features of every clip of
+    ``feature_clips`` (about ``seconds`` of audio, utterance by utterance),
+    timed alternately in one process, threads pinned. Keys: kind="features",
+    source ("fsdd" or "random"), clips, audio_seconds, threads, n_mfcc,
+    max_abs_diff_db (the largest log-mel difference between the two), and
+    for feature in logmel, mfcc: {feature}_audio_s_per_s_numgru and
+    {feature}_audio_s_per_s_librosa (seconds of audio featurised per
+    second), {feature}_ratio (median per-repetition time ratio
+    numgru/librosa, < 1: numgru faster). None (the reason on stderr) where
+    librosa or numgru.audio is missing.
+    """
+    from tqdm.auto import tqdm
+    reason = speech_unavailable("features")
+    if reason is not None:
+        print(f"feature benchmark skipped: {reason}", file=sys.stderr)
+        return None
+    from numgru import audio
+    settings = dict(audio.FSDD_SETTINGS)
+    clips, source = feature_clips(seconds, recordings, settings["sample_rate"], seed)
+    ours, theirs = (FeatureExtractor(name, clips, settings, n_mfcc) for name in FEATURE_LIBRARIES)
+    audio_seconds = sum(c.size for c in clips) / settings["sample_rate"]
+    reps = _check_common(reps, "float32")
+    bar = tqdm(total=2 * reps, desc="numgru bench features", unit="rep", disable=not progress, file=sys.stderr)
+    try:
+        with pinned_threads(threads, "numgru-cpu") as threads:
+            diff = max(float(np.max(np.abs(a - b))) for a, b in zip(ours.log_mel(), theirs.log_mel()))
+            row = dict(kind="features", source=source, clips=len(clips), audio_seconds=audio_seconds,
+                       threads=threads, n_mfcc=n_mfcc, max_abs_diff_db=diff)
+            for feature in ("logmel", "mfcc"):
+                method = "log_mel" if feature == "logmel" else "mfcc"
+                pair = Pair(getattr(ours, method), getattr(theirs, method), min_time)
+                for _ in range(reps):
+                    pair.repetition()
+                    bar.update()
+                tn, tl, ratio = pair.summary()
+                row.update({f"{feature}_audio_s_per_s_numgru": audio_seconds / tn,
+                            f"{feature}_audio_s_per_s_librosa": audio_seconds / tl, f"{feature}_ratio": ratio})
+            return row
+    finally:
+        bar.close()
