@@ -39,7 +39,7 @@ import os
 
 import numpy as np
 
-from . import validation
+from . import threads, validation
 
 __all__ = ["FSDD_SETTINGS", "load", "power_spectrogram", "mel_filterbank", "log_mel", "mfcc", "deltas",
            "normalize", "pad", "stack_frames", "features", "dequantize", "StreamingLogMel"]
@@ -171,7 +171,9 @@ def power_spectrogram(signal, n_fft=256, hop_length=80, win_length=None, window=
 # Frames are transformed a block at a time: a block's windowed frames, spectrum and power
 # stay in cache and their memory is reused, where whole-signal temporaries (6 MB for a
 # minute at 8 kHz) cost a page fault per 4 KB. Measured on 60 s at 8 kHz, float32:
-# 3.5 ms for the log-mel frames in blocks of 256 KB against 8.4 ms in one piece.
+# 3.5 ms for the log-mel frames in blocks of 256 KB against 8.4 ms in one piece, with
+# BLAS held to one thread for the blocks' small products: two OpenBLAS threads made it
+# 19 ms on the loaded 2-core machine (5x), one thread 3.8 ms.
 _BLOCK_BYTES = 1 << 18
 
 
@@ -272,8 +274,9 @@ class _LogMel:
         """Samples of ``self.dtype`` (n >= n_fft) -> dB frames (frames, n_mels) of ``self.dtype``."""
         frames = _frames(x, self.n_fft, self.hop_length)
         db = np.empty((frames.shape[0], self.filterbank_t.shape[1]), self.dtype)
-        for start, stop in _blocks(frames.shape[0], self.n_fft, self.dtype):
-            np.matmul(_block_power(frames[start:stop], self.window), self.filterbank_t, out=db[start:stop])
+        with threads.one_blas_thread():     # a block's (frames, bins) @ (bins, n_mels): threads only wait
+            for start, stop in _blocks(frames.shape[0], self.n_fft, self.dtype):
+                np.matmul(_block_power(frames[start:stop], self.window), self.filterbank_t, out=db[start:stop])
         np.maximum(db, self.amin, out=db)       # the mel power, floored,
         np.log10(db, out=db)                    # in dB, in place
         db *= self.dtype.type(10.0)
