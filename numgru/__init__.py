@@ -44,15 +44,16 @@ from .embedding import Embedding
 from .models import GRUModel
 from .language_model import LanguageModel
 from .text_classifier import TextClassifierModel
+from .speech import CTCModel, SpeechClassifierModel, SpeechStream
 from .streaming import GRUStream
 from .interop import from_keras, from_torch, to_keras, to_torch
 from .onnx_io import export_onnx, import_onnx, import_onnx_operators
-from . import losses, optim, tasks, text
+from . import audio, ctc, losses, optim, speech, tasks, text
 from .training import History, evaluate, fit, predict
 from .serialization import ModelFileError, load, save
 
 __all__ = ["GRU", "GRUCell", "GRUStream", "gru_forward", "gru_backward", "no_grad", "Linear", "Embedding", "GRUModel",
-           "LanguageModel", "TextClassifierModel",
-           "losses", "optim", "tasks", "text", "fit", "evaluate", "predict", "History", "save", "load",
+           "LanguageModel", "TextClassifierModel", "SpeechClassifierModel", "CTCModel", "SpeechStream",
+           "audio", "ctc", "losses", "optim", "speech", "tasks", "text", "fit", "evaluate", "predict", "History", "save", "load",
            "ModelFileError", "from_torch", "to_torch", "from_keras", "to_keras", "export_onnx",
            "import_onnx", "import_onnx_operators", "__version__"]

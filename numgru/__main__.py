@@ -1,4 +1,4 @@
-"""The command line: ``python -m numgru train | generate | predict | info | bench`` (also installed as ``numgru``).
+"""The command line: ``python -m numgru train | generate | predict | transcribe | info | bench`` (also ``numgru``).
 
     python -m numgru train                      # adding problem T=50: 8 s idle on 2 cores, once compiled
     python -m numgru train --task sunspots --epochs 100 --out runs/
@@ -7,6 +7,9 @@
     python -m numgru train --task sentiment     # a word-level TextClassifierModel on 2,400 review sentences
     python -m numgru predict numgru-out/sentiment.npz numgru-out/sentiment-sentences.txt
     python -m numgru predict numgru-out/adding.npz numgru-out/adding-inputs.npy
+    python -m numgru train --task digits        # spoken digits (FSDD): a bidirectional GRU classifier
+    python -m numgru train --task digit-strings # connected digits: a 2-layer bidirectional GRU with CTC
+    python -m numgru transcribe numgru-out/digits.npz recordings/7_theo_3.wav   # prints: path<TAB>digits
     python -m numgru info
     python -m numgru bench --quick --chart bench.png
 """
@@ -50,14 +53,14 @@ def build_parser():
     from . import tasks
     parser = argparse.ArgumentParser(prog="python -m numgru",
                                      description="numgru: GRU training and inference on NumPy arrays.")
-    sub = parser.add_subparsers(dest="command", metavar="{train,generate,predict,info,bench}")
+    sub = parser.add_subparsers(dest="command", metavar="{train,generate,predict,transcribe,info,bench}")
     sub.required = True
 
     train = sub.add_parser("train", help="train a GRU on a built-in task, report the test metric, save model and plot",
                            description="Train GRU + Linear on a built-in task (no downloads). Unset options take "
                                        "the task's recipe (see numgru.tasks). Writes the model (.npz), a PNG plot, "
                                        "the history (.json) and a few test inputs (.npy) to --out.")
-    train.add_argument("--task", default="adding", choices=list(tasks.TASKS) + list(_TEXT_TRAINERS),
+    train.add_argument("--task", default="adding", choices=list(tasks.TASKS) + list(_TRAINERS),
                        help="the task (default: adding, T=50)")
     train.add_argument("--epochs", type=int, help="maximum number of epochs")
     train.add_argument("--hidden", type=int, help="hidden units per layer")
@@ -95,6 +98,7 @@ def build_parser():
     predict.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 
     _add_generate_parser(sub)
+    _add_transcribe_parser(sub)
     sub.add_parser("info", help="versions, threads, threading layer and which devices work")
     bench_parser = sub.add_parser("bench", help="numgru vs PyTorch side by side: ratios, GFLOP/s, optional PNG chart")
     bench.add_arguments(bench_parser)
@@ -149,8 +153,8 @@ def _raw_inputs(task, count=16):
 
 def cmd_train(args, out=None):
     out = sys.stdout if out is None else out
-    if args.task in _TEXT_TRAINERS:
-        return _TEXT_TRAINERS[args.task](args, out)
+    if args.task in _TRAINERS:
+        return _TRAINERS[args.task](args, out)
     _reject_language_model_arguments(args)
     from . import __version__
     from .models import GRUModel
@@ -490,6 +494,197 @@ def _train_text_classifier(args, out):
 _TEXT_TRAINERS = {"shakespeare": _train_language_model, "sentiment": _train_text_classifier}
 
 
+# ------------------------------------------------------------------- train: speech
+
+def _speech_recipe(args, task):
+    """The task's recipe with the flags given on the command line (checked)."""
+    recipe = dict(task.recipe)
+    for key in ("epochs", "hidden", "layers", "batch", "patience"):
+        value = getattr(args, key)
+        if value is not None:
+            if value < 1:
+                raise CLIError(f"--{key} must be at least 1, got {value}")
+            recipe[key] = value
+    if args.lr is not None:
+        if args.lr <= 0:
+            raise CLIError(f"--lr must be positive, got {args.lr}")
+        recipe["lr"] = args.lr
+    recipe["clip"] = args.clip or None
+    return recipe
+
+
+def _ctc_targets(label_lists):
+    """Digit sequences -> fit's CTC targets (N, S): output k+1 is digit k, -1 past each end."""
+    targets = np.full((len(label_lists), max(len(y) for y in label_lists)), -1, np.int64)
+    for row, labels in zip(targets, label_lists):
+        row[:len(labels)] = np.asarray(labels) + 1
+    return targets
+
+
+def _fsdd_examples(task, count=3):
+    """Paths of a few test recordings in ../shared/datasets/fsdd (when it is there) for the `try:` line."""
+    root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "datasets",
+                        "fsdd", "recordings")
+    if not os.path.isdir(root):
+        return []
+    names = sorted(n for n in os.listdir(root) if n.endswith(".wav") and int(n[:-4].rsplit("_", 1)[1]) < 5)
+    return [os.path.relpath(os.path.join(root, n)) for n in names[::max(1, len(names) // count)][:count]]
+
+
+def _train_speech(args, out):
+    """`train --task digits|digit-strings`: a SpeechClassifierModel or a CTCModel on FSDD with early stopping;
+    the test metric next to baselines computed in the same run; saves the model, a plot and its history."""
+    from . import __version__, speech, tasks
+    from .serialization import save
+    from .training import fit
+
+    _reject_language_model_arguments(args)
+    kwargs = _parse_task_args(args.task_arg)
+    kwargs.update({name: getattr(args, name) for name in ("n_train", "n_val", "n_test")
+                   if getattr(args, name) is not None})
+    kwargs.setdefault("seed", args.seed)
+    try:
+        task = tasks.SPEECH_TASKS[args.task](**kwargs)
+    except (TypeError, ValueError) as err:
+        raise CLIError(f"task {args.task!r}: {err}") from None
+    recipe = _speech_recipe(args, task)
+    try:
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as err:
+        raise CLIError(f"cannot create the output directory {args.out!r}: {err}") from None
+    front_args = {k: recipe[k] for k in ("kind", "n_mfcc", "deltas", "normalize", "stride") if k in recipe}
+    if front_args["normalize"] == "global":
+        front_args["mean"], front_args["std"] = speech.global_statistics(
+            task.x_train, speech.front_end(settings=task.settings, **front_args))
+    front = speech.front_end(settings=task.settings, **front_args)
+    ctc_task = task.kind == "ctc"
+    try:
+        if ctc_task:
+            model = speech.CTCModel(front, task.classes, recipe["hidden"], recipe["layers"],
+                                    bidirectional=recipe.get("bidirectional", True), dropout=recipe["dropout"],
+                                    dtype=args.dtype, device=args.device, seed=args.seed)
+        else:
+            model = speech.SpeechClassifierModel(front, len(task.classes), recipe["hidden"], recipe["layers"],
+                                                 pooling=recipe["pooling"], dropout=recipe["dropout"],
+                                                 classes=task.classes, dtype=args.dtype, device=args.device,
+                                                 seed=args.seed)
+    except (RuntimeError, ValueError) as err:     # a device that cannot run it
+        raise CLIError(str(err)) from None
+    splits = [speech.prepare(x, front) for x in (task.x_train, task.x_val, task.x_test)]
+    (x_train, len_train), (x_val, len_val), (x_test, len_test) = splits
+    if ctc_task:
+        y_train, y_val = _ctc_targets(task.y_train), _ctc_targets(task.y_val)
+        loss, metric, mode = speech.ctc_objective, speech.label_error_rate, "min"
+    else:
+        y_train, y_val = task.y_train, task.y_val
+        loss, metric, mode = "cross_entropy", "accuracy", "max"
+    print(f"numgru {__version__} | task: {task.description}", file=out)
+    frames = f"{front['kind']}{' + ' + str(front['deltas']) + ' deltas' if front['deltas'] else ''}, " \
+             f"{front['normalize']} normalisation, {front['stride']} frame(s) a step"
+    print(f"data: {len(x_train)} train / {len(x_val)} validation / {len(x_test)} test utterances, {frames}: "
+          f"{front['size']} features a step, {int(len_train.mean())} steps on average", file=out)
+    n_params = sum(p.size for p in model.parameters().values())
+    print(f"model: {model!r}, {n_params} parameters, on {model.device}", file=out)
+    print(f"training: Adam lr={recipe['lr']:g}, batch {recipe['batch']}, up to {recipe['epochs']} epochs, clip "
+          f"{recipe['clip']}, early stop after {recipe['patience']} epochs without a better validation "
+          f"{'label error rate' if ctc_task else 'accuracy'}, seed {args.seed}", file=out)
+
+    start = time.perf_counter()
+    print("compiling the kernels (first call in a process) ...", end=" ", flush=True, file=out)
+    warm = model(x_train[:2], lengths=len_train[:2])
+    model.backward(loss(warm, y_train[:2], mask=np.arange(x_train.shape[1]) < len_train[:2, None])[1]
+                   if ctc_task else np.zeros_like(warm))
+    model.zero_grad()
+    print(f"done in {time.perf_counter() - start:.1f} s", file=out, flush=True)
+    history = fit(model, x_train, y_train, loss=loss, lr=recipe["lr"], epochs=recipe["epochs"],
+                  batch_size=recipe["batch"], lengths=len_train, validation_data=(x_val, y_val, len_val),
+                  metric=metric, mode=mode, patience=recipe["patience"], clip_norm=recipe["clip"], seed=args.seed,
+                  progress=not args.quiet, desc=task.name)
+    train_seconds = sum(history.seconds)
+    stop_note = " (early stop)" if history.stopped_early else ""
+    best_note = f", weights of epoch {history.best_epoch}" if history.restored_best else ""
+    print(f"trained {len(history)} epoch{'s' if len(history) > 1 else ''}{stop_note}{best_note} in "
+          f"{train_seconds:.1f} s ({time.perf_counter() - start:.1f} s with compilation)", file=out)
+    results = (_report_ctc if ctc_task else _report_classifier)(model, task, x_test, len_test, recipe, out)
+    seconds = time.perf_counter() - start
+
+    stem = os.path.join(args.out, task.name)
+    metadata = dict(task=task.name, task_params=task.params, description=task.description, recipe=recipe,
+                    seed=args.seed, seconds=seconds, train_seconds=train_seconds,
+                    **{k: v for k, v in results.items() if k != "plot"})
+    model_path = save(stem + ".npz", model, metadata=metadata)
+    with open(stem + "-history.json", "w") as f:
+        json.dump(dict(history.as_dict(), **metadata), f, indent=1, default=str)
+    print(f"model:   {model_path}", file=out)
+    try:
+        from . import plotting
+        if ctc_task:
+            plot_path = plotting.plot_ctc(stem + ".png", history, *results["plot"])
+        else:
+            plot_path = plotting.plot_text_classifier(stem + ".png", history, task.y_test, results["plot"],
+                                                      task.classes, results["label"],
+                                                      f"numgru SpeechClassifierModel: {task.description}")
+        print(f"plot:    {plot_path}", file=out)
+    except ImportError as err:
+        print(f"plot:    skipped: {err}", file=out)
+    print(f"history: {stem}-history.json", file=out)
+    examples = _fsdd_examples(task)
+    if examples:
+        print(f"try:     python -m numgru transcribe {model_path} {' '.join(examples)}", file=out)
+    return 0
+
+
+def _report_classifier(model, task, x_test, len_test, recipe, out):
+    """Test accuracy next to the majority class and logistic regression on MFCC statistics."""
+    from . import speech
+    pred = model.predict_logits(x_test, len_test).argmax(axis=1)
+    accuracy = float((pred == task.y_test).mean())
+    majority = float((task.y_test == np.bincount(task.y_train, minlength=len(task.classes)).argmax()).mean())
+    baseline = speech.summary_logistic_regression(task.x_train, task.y_train, task.x_test, len(task.classes),
+                                                  task.settings)
+    summary = float((baseline == task.y_test).mean())
+    print(f"test accuracy: {accuracy:.4f} ({int((pred == task.y_test).sum())}/{len(pred)})   logistic regression on "
+          f"MFCC + deltas mean/std (same training recordings): {summary:.4f}   majority class: {majority:.4f}",
+          file=out)
+    label = f"test accuracy {accuracy:.4f} (MFCC-statistics LR {summary:.4f}, majority {majority:.4f})"
+    return dict(test_accuracy=accuracy, summary_logistic_regression_accuracy=summary, majority_accuracy=majority,
+                plot=pred, label=label)
+
+
+def _report_ctc(model, task, x_test, len_test, recipe, out):
+    """Test digit error rates of greedy and beam decoding next to a trivial guess."""
+    from . import ctc
+    refs = [np.asarray(y) for y in task.y_test]
+    index = {label: k for k, label in enumerate(task.classes)}
+    rates = {}
+    for name, width in (("greedy", None), (f"beam {recipe['beam_width']}", recipe["beam_width"])):
+        t0 = time.perf_counter()
+        hyps = [np.array([index[label] for label in path], np.int64)
+                for path in model.decode(x_test, len_test, beam_width=width)]
+        rates[name] = (ctc.error_rate(refs, hyps), time.perf_counter() - t0, hyps)
+    counts = np.bincount(np.concatenate(task.y_train), minlength=len(task.classes))
+    typical = int(np.median([len(y) for y in task.y_train]))
+    guess = np.full(typical, counts.argmax(), np.int64)
+    trivial = ctc.error_rate(refs, [guess] * len(refs))
+    exact = {name: float(np.mean([len(h) == len(r) and (h == r).all() for h, r in zip(hyps, refs)]))
+             for name, (_, _, hyps) in rates.items()}
+    line = "   ".join(f"{name} {rate:.4f} ({exact[name]:.3f} strings exact, {seconds:.1f} s)"
+                      for name, (rate, seconds, _) in rates.items())
+    print(f"test digit error rate: {line}   trivial ({typical} x the commonest digit): {trivial:.4f}", file=out)
+    for ref, hyp in list(zip(refs, rates["greedy"][2]))[:3]:
+        print(f"  said {' '.join(map(str, ref)):15s} heard {' '.join(map(str, hyp))}", file=out)
+    greedy, beam = (rates[name][0] for name in rates)
+    log_probs = model.predict_log_probs(x_test[:1], len_test[:1])[0, :len_test[0]]
+    title = f"numgru CTCModel: {task.description}\ntest digit error rate greedy {greedy:.4f}, beam {beam:.4f}"
+    return dict(test_der_greedy=greedy, test_der_beam=beam, trivial_der=trivial,
+                exact_greedy=exact["greedy"], plot=(log_probs, ["blank"] + task.classes,
+                                                    " ".join(map(str, refs[0])), title))
+
+
+# `train --task NAME` for the tasks that are not numgru.tasks.TASKS (GRUModel + fit)
+_TRAINERS = dict(_TEXT_TRAINERS, **{"digits": _train_speech, "digit-strings": _train_speech})
+
+
 # ---------------------------------------------------------------------------------------- generate
 
 def _add_generate_parser(sub):
@@ -525,6 +720,57 @@ def cmd_generate(args, out=None):
         raise CLIError(str(err)) from None
     print(args.prompt + ("" if model.tokenizer == "char" or not new else " ") + new, file=out)
     return 0
+
+
+# -------------------------------------------------------------------------------------- transcribe
+
+def _add_transcribe_parser(sub):
+    transcribe = sub.add_parser("transcribe", help="say what was spoken in WAV files, with a saved speech model",
+                                description="Run a SpeechClassifierModel or CTCModel saved by `train --task digits` "
+                                            "or `--task digit-strings` on audio files and print one line a file: "
+                                            "its path, a tab, and the labels heard separated by spaces. A file "
+                                            "that cannot be used (unreadable, stereo, empty, silent, too short) "
+                                            "is reported on standard error, naming it; the others are still "
+                                            "transcribed, and the exit status is then 1.")
+    transcribe.add_argument("model", help="model file (.npz) holding a SpeechClassifierModel or CTCModel")
+    transcribe.add_argument("files", nargs="+", help="audio files: WAV (PCM or float); FLAC/OGG with numgru[audio]")
+    transcribe.add_argument("--beam", type=int, help="CTC models: prefix beam search of this width (default: "
+                                                     "greedy, the best path)")
+    transcribe.add_argument("--no-resample", action="store_true",
+                            help="refuse a file whose sample rate is not the model's (default: resample it)")
+    transcribe.add_argument("--mix", choices=["error", "mean"], default="error",
+                            help="multi-channel files: refuse them (default) or average the channels")
+
+
+def cmd_transcribe(args, out=None):
+    out = sys.stdout if out is None else out
+    from .serialization import ModelFileError, load
+    from .speech import CTCModel, SpeechClassifierModel
+    try:
+        model = load(args.model, device="cpu")
+    except (FileNotFoundError, ModelFileError, RuntimeError) as err:
+        raise CLIError(str(err)) from None
+    if not isinstance(model, (SpeechClassifierModel, CTCModel)):
+        raise CLIError(f"{args.model} holds a {type(model).__name__}; transcribe runs a SpeechClassifierModel or a "
+                       "CTCModel (what `python -m numgru train --task digits` or `--task digit-strings` writes)")
+    if args.beam is not None:
+        if not isinstance(model, CTCModel):
+            raise CLIError(f"--beam applies to CTC models; {args.model} holds a {type(model).__name__}")
+        if args.beam < 1:
+            raise CLIError(f"--beam must be at least 1, got {args.beam}")
+    options = dict(resample=not args.no_resample, mix=args.mix)
+    if isinstance(model, CTCModel):
+        options["beam_width"] = args.beam
+    failed = 0
+    for path in args.files:
+        try:
+            (labels,) = model.transcribe([path], **options)
+        except (FileNotFoundError, ValueError, TypeError) as err:
+            print(f"numgru transcribe: error: {err}", file=sys.stderr)
+            failed += 1
+            continue
+        print(f"{path}\t{' '.join(str(label) for label in labels)}", file=out, flush=True)
+    return 1 if failed else 0
 
 
 # ----------------------------------------------------------------------------------------- predict
@@ -713,8 +959,8 @@ def cmd_info(args, out=None):
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    commands = {"train": cmd_train, "generate": cmd_generate, "predict": cmd_predict, "info": cmd_info,
-                "bench": bench.main}
+    commands = {"train": cmd_train, "generate": cmd_generate, "predict": cmd_predict, "transcribe": cmd_transcribe,
+                "info": cmd_info, "bench": bench.main}
     try:
         return commands[args.command](args)
     except CLIError as err:

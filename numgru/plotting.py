@@ -7,7 +7,7 @@ and no window opens.
 """
 import numpy as np
 
-__all__ = ["plot_run", "plot_history", "plot_language_model", "plot_text_classifier", "MATPLOTLIB_ADVICE"]
+__all__ = ["plot_run", "plot_history", "plot_language_model", "plot_text_classifier", "plot_ctc", "MATPLOTLIB_ADVICE"]
 
 MATPLOTLIB_ADVICE = "matplotlib is not installed (pip install 'numgru[plot]' or pip install matplotlib)"
 
@@ -142,6 +142,24 @@ def plot_text_classifier(path, history, true, pred, classes, label, title):
     fig, (ax_loss, ax_confusion) = _figure(2)
     _draw_history(ax_loss, history)
     _confusion(ax_confusion, np.asarray(true), np.asarray(pred), classes, label)
+    fig.suptitle(title)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def plot_ctc(path, history, log_probs, names, said, title):
+    """Two panels, written to ``path`` (PNG): the loss curve of a CTC model's ``fit`` history, and one test
+    utterance's frame posteriors (``log_probs`` (T, C), classes ``names`` with the blank first), whose
+    spikes are the labels heard; ``said`` is its reference. Returns the path.
+    """
+    fig, (ax_loss, ax_frames) = _figure(2)
+    _draw_history(ax_loss, history)
+    probs = np.exp(np.asarray(log_probs, np.float64)).T
+    ax_frames.imshow(probs, aspect="auto", cmap="magma", origin="lower", interpolation="nearest")
+    ax_frames.set_yticks(range(len(names)), names)
+    ax_frames.set_xlabel("step")
+    ax_frames.set_ylabel("output")
+    ax_frames.set_title(f"frame posteriors of a test string (said: {said})")
     fig.suptitle(title)
     fig.savefig(path, dpi=110)
     return path

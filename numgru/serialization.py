@@ -62,8 +62,10 @@ def _model_classes():
     from .language_model import LanguageModel
     from .models import GRUModel
     from .text_classifier import TextClassifierModel
+    from .speech import CTCModel, SpeechClassifierModel
     return {"GRU": GRU, "GRUCell": GRUCell, "Linear": Linear, "Embedding": Embedding, "GRUModel": GRUModel,
-            "LanguageModel": LanguageModel, "TextClassifierModel": TextClassifierModel}
+            "LanguageModel": LanguageModel, "TextClassifierModel": TextClassifierModel,
+            "SpeechClassifierModel": SpeechClassifierModel, "CTCModel": CTCModel}
 
 
 def _config_of(model):

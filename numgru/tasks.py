@@ -34,7 +34,8 @@ from . import validation
 
 __all__ = ["Task", "TASKS", "load", "pattern", "adding", "copy_memory", "mackey_glass", "sunspots", "waveforms",
            "mackey_glass_series", "sunspots_series", "shakespeare_text", "sentiment_sentences", "TextTask",
-           "TEXT_TASKS", "shakespeare", "TextClassificationTask", "TEXT_CLASSIFICATION_TASKS", "sentiment"]
+           "TEXT_TASKS", "shakespeare", "TextClassificationTask", "TEXT_CLASSIFICATION_TASKS", "sentiment",
+           "FSDD_SPEAKERS", "Recordings", "fsdd_recordings", "SpeechTask", "digits", "digit_strings", "SPEECH_TASKS"]
 
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 
@@ -491,3 +492,178 @@ def sentiment(seed=0, n_train=None, n_val=None, n_test=None):
 
 TEXT_CLASSIFICATION_TASKS = {"sentiment": sentiment}
 
+
+
+# ---------------------------------------------------------------- speech
+
+FSDD_SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")
+DIGITS = [str(d) for d in range(10)]
+
+
+@dataclass
+class Recordings:
+    """Recordings as log-mel frames: ``log_mels[i]`` (T_i, n_mels) float32 dB, with what was said and by whom."""
+
+    log_mels: list
+    digit: np.ndarray                 # int64 (N,)
+    speaker: np.ndarray               # str (N,)
+    take: np.ndarray                  # int64 (N,): FSDD's recording number; 0-4 are the official test set
+    settings: dict                    # numgru.audio's log-mel settings that made the frames
+
+    def __len__(self):
+        return len(self.log_mels)
+
+
+def fsdd_recordings():
+    """The Free Spoken Digit Dataset's 3,000 recordings as log-mel dB frames, from numgru/data/ (see its README).
+
+    6 speakers x 10 digits x 50 takes, sorted by (speaker, digit, take); the
+    frames are ``numgru.audio.log_mel`` with ``settings`` (8 kHz, 25 ms windows
+    every 10 ms, 40 mel bands), stored to 0.5 dB (scripts/make_speech_data.py).
+    """
+    import io
+    import json
+    from . import audio
+    with lzma.open(os.path.join(DATA_DIR, "fsdd_logmel.npz.xz")) as f:
+        data = np.load(io.BytesIO(f.read()))
+        settings = json.loads(str(data["settings"]))
+        frames = audio.dequantize(data["logmel_q"], settings)
+        offsets = data["offsets"]
+        digit, speaker, take = data["digit"], data["speaker"], data["index"]
+    return Recordings([frames[a:b] for a, b in zip(offsets[:-1], offsets[1:])], digit.astype(np.int64),
+                      speaker.astype(str), take.astype(np.int64),
+                      {k: v for k, v in settings.items() if k not in ("db_floor", "db_step")})
+
+
+@dataclass
+class SpeechTask:
+    """Utterances as log-mel frames split three ways, with labels (``digits``) or label sequences (``digit-strings``).
+
+    ``x_*`` are lists of (T_i, n_mels) float32 dB arrays (``numgru.speech.prepare``
+    turns them into a model's input); ``y_*`` are int64 class indices (N,) for
+    a classifier, or lists of int64 arrays (indices into ``classes``) for CTC.
+    """
+
+    name: str
+    description: str
+    x_train: list
+    y_train: object
+    x_val: list
+    y_val: object
+    x_test: list
+    y_test: object
+    classes: list
+    kind: str                         # "classify" (SpeechClassifierModel) or "ctc" (CTCModel)
+    settings: dict                    # the log-mel settings of the frames (what a WAV must be turned into)
+    recipe: dict = field(default_factory=dict)
+    params: dict = field(default_factory=dict)
+
+    def __repr__(self):
+        return (f"SpeechTask({self.name!r}: {len(self.x_train)} train / {len(self.x_val)} validation / "
+                f"{len(self.x_test)} test utterances, {self.kind})")
+
+
+def _validation_rows(rows, fraction, rng):
+    """Split ``rows`` into (train, validation) with ``fraction`` of them (at least one) for validation."""
+    rows = rng.permutation(rows)
+    cut = max(1, int(round(fraction * len(rows))))
+    return np.sort(rows[cut:]), np.sort(rows[:cut])
+
+
+def _every_kth(rows, n):
+    """About ``n`` of ``rows``, evenly spread (rows are sorted by speaker and digit, so every group keeps some)."""
+    return rows if n is None or n >= len(rows) else rows[::int(np.ceil(len(rows) / n))]
+
+
+def digits(test_speaker=None, seed=0, n_train=None, n_test=None):
+    """Spoken digits (FSDD): one label 0-9 per recording.
+
+    test_speaker=None: the official split, takes 0-4 of every speaker and
+    digit test (300), takes 5-49 train (2,700). A speaker's name instead
+    (one of ``FSDD_SPEAKERS``): speaker-independent, the other five speakers'
+    2,500 recordings train and that speaker's 500 test. 10 % of the training
+    recordings (under ``seed``) validate, for early stopping. n_train,
+    n_test: keep only every k-th recording of a split, about n of them (small
+    runs and tests; all digits and speakers stay in).
+    """
+    for name, size in (("n_train", n_train), ("n_test", n_test)):
+        if size is not None:
+            validation.check_positive_int(name, size)
+    rec = fsdd_recordings()
+    if test_speaker is None:
+        test = rec.take < 5
+        description = "spoken digits (FSDD), official split: takes 0-4 test, 5-49 train"
+    else:
+        test_speaker = validation.check_choice("test_speaker", test_speaker, FSDD_SPEAKERS)
+        test = rec.speaker == test_speaker
+        description = f"spoken digits (FSDD), speaker-independent: {test_speaker} held out"
+    train, val = _validation_rows(np.flatnonzero(~test), 0.1, np.random.default_rng(seed))
+    test = np.flatnonzero(test)
+    train, test = _every_kth(train, n_train), _every_kth(test, n_test)
+    pick = lambda rows: [rec.log_mels[i] for i in rows]       # noqa: E731
+    return SpeechTask("digits", description, pick(train), rec.digit[train], pick(val), rec.digit[val], pick(test),
+                      rec.digit[test], classes=list(DIGITS), kind="classify", settings=rec.settings,
+                      recipe=dict(kind="mfcc", n_mfcc=13, deltas=2, normalize="utterance", stride=1, hidden=128,
+                                  layers=1, pooling="mean", dropout=0.3, epochs=30, batch=32, lr=3e-3,
+                                  patience=8),
+                      params=dict(test_speaker=test_speaker, seed=seed, n_train=n_train, n_test=n_test))
+
+
+def _noise_log_mel(settings, seconds, rng):
+    """The log-mel dB frames of unit-variance white noise (a level of L dB is these + L: power scales as the square)."""
+    from . import audio
+    signal = rng.standard_normal(int(seconds * settings["sample_rate"])).astype(np.float32)
+    return audio.log_mel(signal, **settings)
+
+
+def _join_digits(log_mels, rows, count, noise_db, rng, max_digits, pause_frames, edge_frames, noise_levels):
+    """``count`` strings of 1..max_digits recordings drawn from ``rows``, joined by pauses of background noise."""
+    strings, labels = [], []
+    for _ in range(count):
+        chosen = rng.choice(rows, size=int(rng.integers(1, max_digits + 1)))
+        level = rng.uniform(*noise_levels)
+        gaps = np.concatenate([[rng.integers(*edge_frames)], rng.integers(*pause_frames, size=len(chosen) - 1),
+                               [rng.integers(*edge_frames)]])
+        parts = []
+        for k, gap in enumerate(gaps):
+            start = int(rng.integers(0, len(noise_db) - gap))
+            parts.append(noise_db[start:start + gap] + np.float32(level))
+            if k < len(chosen):
+                parts.append(log_mels[chosen[k]])
+        strings.append(np.concatenate(parts).astype(np.float32))
+        labels.append(chosen)
+    return strings, labels
+
+
+def digit_strings(n_train=4000, n_val=300, n_test=500, max_digits=7, seed=0):
+    """Connected digits: 1 to ``max_digits`` FSDD recordings joined by short pauses, labelled by their digit sequence.
+
+    Built deterministically under ``seed`` at the level of the log-mel frames:
+    each string draws its digits' recordings, with repetition, from one pool
+    only (training strings from the official training takes 5-49 less a
+    validation tenth, validation strings from that tenth, test strings from
+    the test takes 0-4), and joins them with pauses of 100-300 ms (5-15
+    frames before the first digit and after the last) of white background
+    noise at -70 to -50 dB (the quietest frames of the FSDD recordings lie at
+    -74 to -42 dB, median -58). y holds each string's digits (int64 arrays).
+    """
+    for name, size in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test), ("max_digits", max_digits)):
+        validation.check_positive_int(name, size)
+    rec = fsdd_recordings()
+    rng = np.random.default_rng(seed)
+    train, val = _validation_rows(np.flatnonzero(rec.take >= 5), 0.1, rng)
+    test = np.flatnonzero(rec.take < 5)
+    noise_db = _noise_log_mel(rec.settings, 20.0, rng)
+    splits = []
+    for rows, count in ((train, n_train), (val, n_val), (test, n_test)):
+        strings, chosen = _join_digits(rec.log_mels, rows, count, noise_db, rng, max_digits, pause_frames=(10, 31),
+                                       edge_frames=(5, 16), noise_levels=(-70.0, -50.0))
+        splits += [strings, [rec.digit[c] for c in chosen]]
+    return SpeechTask("digit-strings", f"connected digits (FSDD recordings, 1-{max_digits} a string, joined by "
+                      "pauses)", *splits, classes=list(DIGITS), kind="ctc", settings=rec.settings,
+                      recipe=dict(kind="logmel", deltas=0, normalize="utterance", stride=2, hidden=128, layers=2,
+                                  dropout=0.2, epochs=20, batch=32, lr=2e-3, patience=5, beam_width=8),
+                      params=dict(n_train=n_train, n_val=n_val, n_test=n_test, max_digits=max_digits, seed=seed))
+
+
+SPEECH_TASKS = {"digits": digits, "digit-strings": digit_strings}

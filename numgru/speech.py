@@ -1,0 +1,508 @@
+"""Speech: GRU acoustic models over audio features, from WAV files to labels.
+
+Two models share one front end (how a recording becomes the model's input
+frames) and one body (a GRU stack over each utterance's own frames):
+
+- ``SpeechClassifierModel``: one label per utterance (spoken-digit
+  recognition): pooling over the frames, then a Linear head. Trained with
+  ``numgru.fit(model, x, labels, loss="cross_entropy", lengths=...)``.
+- ``CTCModel``: a label sequence per utterance (connected digits): a Linear
+  head on every frame, log-softmax, and the CTC loss; decoded by best path or
+  prefix beam search (``numgru.ctc``). Trained with
+  ``numgru.fit(model, x, targets, loss=numgru.speech.ctc_objective, lengths=...)``,
+  targets padded with -1.
+
+Inputs are batch-first padded frames ``x (B, T, F)`` with ``lengths (B,)``;
+frames past a length are never read, so padding never changes a result.
+Inside, the GRU runs time-major over the batch's own longest utterance.
+
+The front end is a plain dict stored in the model file (``front_end()``
+builds and checks one): the log-mel settings of ``numgru.audio``, MFCC or
+log-mel, deltas, per-utterance or global normalisation, frame stacking. A
+saved model therefore transcribes WAV files by itself (``transcribe``). It
+runs on the CPU.
+"""
+import numpy as np
+
+from . import audio, ctc, losses, validation
+from .grad_mode import grad_enabled, no_grad
+from .gru import GRU
+from .kernels import cpu
+from .linear import Linear
+from .module import Module
+from .streaming import GRUStream
+from .text_classifier import POOLINGS, _check_classes, _dropout_mask, _threads_for
+from .threads import one_blas_thread
+
+__all__ = ["front_end", "prepare", "global_statistics", "SpeechClassifierModel", "CTCModel", "SpeechStream",
+           "ctc_objective", "label_error_rate", "summary_features", "summary_logistic_regression", "FEATURE_KINDS",
+           "NORMALIZATIONS"]
+
+FEATURE_KINDS = ("logmel", "mfcc")
+NORMALIZATIONS = ("utterance", "global", "none")
+
+
+def front_end(kind="logmel", n_mfcc=13, deltas=0, normalize="utterance", mean=None, std=None, stride=1,
+              settings=None):
+    """A checked front-end description (a JSON-able dict) for ``prepare`` and the models.
+
+    kind: "logmel" (the log-mel dB frames) or "mfcc" (``n_mfcc`` cepstra of them);
+    deltas: 0, 1 or 2 (append first, and second, differences over +-4 frames);
+    normalize: "utterance" (each utterance to zero mean, unit variance over its
+    own frames), "global" (with ``mean``/``std`` of the training frames, as
+    ``global_statistics`` gives: what streaming needs, since an utterance's
+    future is unknown) or "none"; stride: stack this many consecutive frames
+    into one (Deep Speech 2's frame stacking: fewer, wider steps);
+    settings: the log-mel settings (default ``numgru.audio.FSDD_SETTINGS``).
+    """
+    kind = validation.check_choice("kind", kind, FEATURE_KINDS)
+    normalize = validation.check_choice("normalize", normalize, NORMALIZATIONS)
+    deltas = validation.check_nonnegative_int("deltas", deltas)
+    if deltas > 2:
+        raise ValueError(f"deltas must be 0, 1 or 2, got {deltas}")
+    settings = dict(audio.FSDD_SETTINGS if settings is None else settings)
+    n_mels = validation.check_positive_int("settings['n_mels']", settings["n_mels"])
+    n_mfcc = validation.check_positive_int("n_mfcc", n_mfcc) if kind == "mfcc" else None    # log-mel: unused
+    if kind == "mfcc" and n_mfcc > n_mels:
+        raise ValueError(f"n_mfcc must be at most n_mels={n_mels}, got {n_mfcc}")
+    base = n_mfcc if kind == "mfcc" else n_mels
+    size = base * (1 + deltas)
+    if normalize == "global":
+        if mean is None or std is None:
+            raise ValueError("normalize='global' needs mean and std (numgru.speech.global_statistics gives them)")
+        mean = validation.as_float_array("mean", mean, np.float64).reshape(-1)
+        std = validation.as_float_array("std", std, np.float64).reshape(-1)
+        for name, value in (("mean", mean), ("std", std)):
+            if value.shape != (size,):
+                raise ValueError(f"{name} must hold one value per feature, shape ({size},), got {value.shape}")
+        if not (std > 0).all():
+            raise ValueError("std must be positive everywhere")
+        mean, std = mean.tolist(), std.tolist()
+    elif mean is not None or std is not None:
+        raise ValueError(f"mean and std apply to normalize='global', not {normalize!r}")
+    stride = validation.check_positive_int("stride", stride)
+    return dict(kind=kind, n_mfcc=n_mfcc, deltas=deltas, normalize=normalize,
+                mean=mean, std=std, stride=stride, settings=settings, size=size * stride)
+
+
+def _frames(log_mel_db, front):
+    """One utterance's log-mel dB frames (T, n_mels) -> its un-normalised base features (T, n_mfcc or n_mels)."""
+    db = np.asarray(log_mel_db, np.float32)
+    return audio.mfcc(db, front["n_mfcc"]) if front["kind"] == "mfcc" else db
+
+
+def _features(x, lengths, front):
+    """Padded base features -> deltas appended, normalised, frames stacked: the model's (x, lengths)."""
+    parts = [x] + [audio.deltas(x, lengths, order=order) for order in range(1, front["deltas"] + 1)]
+    x = np.concatenate(parts, axis=-1) if len(parts) > 1 else x
+    if front["normalize"] == "utterance":
+        x = audio.normalize(x, lengths)
+    elif front["normalize"] == "global":
+        x = audio.normalize(x, lengths, mean=front["mean"], std=front["std"])
+    return audio.stack_frames(x, lengths, front["stride"])
+
+
+def global_statistics(log_mels, front):
+    """(mean, std) of every real frame of ``log_mels`` under ``front`` without normalisation (for "global")."""
+    front = dict(front, normalize="none", mean=None, std=None, stride=1)
+    x, lengths = _features(*audio.pad([_frames(db, front) for db in log_mels]), front)
+    real = x[np.arange(x.shape[1]) < lengths[:, None]]
+    return real.mean(axis=0, dtype=np.float64), real.std(axis=0, dtype=np.float64)
+
+
+def prepare(log_mels, front):
+    """A list of log-mel dB arrays (T_i, n_mels) (``numgru.audio.log_mel``) -> (x (B, T, F) float32, lengths)."""
+    if isinstance(log_mels, np.ndarray) and log_mels.ndim == 2:
+        log_mels = [log_mels]
+    log_mels = list(log_mels)
+    if not log_mels:
+        raise ValueError("log_mels must hold at least one utterance, got none")
+    return _features(*audio.pad([_frames(db, front) for db in log_mels]), front)
+
+
+class _AcousticModel(Module):
+    """What both models share: the front end, the GRU body over time-major frames, files in."""
+
+    devices = ("cpu",)
+
+    def __init__(self, front, hidden_size, num_layers, bidirectional, dropout, num_outputs, dtype, device, seed):
+        super().__init__(dtype, device, seed)
+        if not isinstance(front, dict):
+            raise TypeError(f"front must be a dict from numgru.speech.front_end(), got {type(front).__name__}")
+        self.front = front_end(**{k: v for k, v in front.items() if k != "size"})
+        self.dropout = validation.check_dropout(dropout)
+        num_layers = validation.check_positive_int("num_layers", num_layers)
+        gru_seed, head_seed = (None, None) if seed is None else (
+            int(s) for s in np.random.SeedSequence(seed).generate_state(2))
+        self.gru = GRU(self.front["size"], hidden_size, num_layers, dropout=self.dropout if num_layers > 1 else 0.0,
+                       bidirectional=bidirectional, dtype=self.dtype, device=self.device, seed=gru_seed)
+        self.head = Linear(self.gru.num_directions * self.gru.hidden_size, num_outputs, dtype=self.dtype,
+                           device=self.device, seed=head_seed)
+        self._adopt_layers("gru", "head")
+        self._cache = None
+
+    input_size = property(lambda self: self.gru.input_size)
+    hidden_size = property(lambda self: self.gru.hidden_size)
+    num_layers = property(lambda self: self.gru.num_layers)
+    bidirectional = property(lambda self: self.gru.bidirectional)
+    sample_rate = property(lambda self: self.front["settings"]["sample_rate"])
+
+    def _body(self, x, lengths):
+        """Batch-first (B, T, F) -> the GRU's time-major out (T_b, B, D*H) over the batch's longest utterance."""
+        x = validation.as_float_array("x", x, self.dtype)
+        if x.ndim != 3 or x.shape[-1] != self.input_size or 0 in x.shape[:2]:
+            raise ValueError(f"x must be (B, T, {self.input_size}) frames with B, T >= 1 (batch-first, as "
+                             f"numgru.speech.prepare gives), got shape {x.shape}")
+        B, T, _ = x.shape
+        lengths = validation.check_lengths(lengths, B, T)
+        steps = int(lengths.max())
+        out, hn = self.gru(np.ascontiguousarray(x[:, :steps].transpose(1, 0, 2)), lengths=lengths)
+        return out, hn, lengths, T
+
+    def features(self, paths, *, resample=True, mix="error"):
+        """WAV (or soundfile-readable) files -> this model's input (x, lengths), read at its sample rate.
+
+        Errors name the file. resample: read a file of another rate resampled
+        to the model's (False: such a file raises ValueError). mix: "error"
+        refuses multi-channel files, "mean" averages their channels.
+        """
+        if isinstance(paths, (str, bytes)) or hasattr(paths, "__fspath__"):
+            paths = [paths]
+        settings = self.front["settings"]
+        log_mels = []
+        for path in paths:
+            signal, _ = audio.load(path, settings["sample_rate"], resample=resample, mix=mix,
+                                   min_samples=settings["n_fft"])
+            log_mels.append(audio.log_mel(signal, **settings))
+        return prepare(log_mels, self.front)
+
+    def _eval(self, fn, *args):
+        was_training = self.training
+        self.eval()
+        try:
+            with no_grad(), one_blas_thread():
+                return fn(*args)
+        finally:
+            self.train(was_training)
+
+    def _common_config(self):
+        return dict(front=self.front, hidden_size=self.hidden_size, num_layers=self.num_layers,
+                    bidirectional=self.bidirectional, dropout=self.dropout, dtype=self.dtype.name)
+
+
+class SpeechClassifierModel(_AcousticModel):
+    """GRU(front size, hidden_size, num_layers) over each utterance's frames -> pooling -> Linear(num_classes).
+
+    pooling: "mean" or "max" over the utterance's own frames, or "last" (the
+    top layer's final states). dropout: on the pooled features, and between
+    GRU layers. classes: the label of each output (stored in the model file).
+
+        >>> import numpy as np, numgru
+        >>> front = numgru.speech.front_end()
+        >>> model = numgru.SpeechClassifierModel(front, 3, hidden_size=8, seed=0)
+        >>> model(np.zeros((2, 5, front["size"]), np.float32), lengths=[5, 3]).shape
+        (2, 3)
+    """
+
+    def __init__(self, front, num_classes, hidden_size=128, num_layers=1, bidirectional=True, pooling="mean",
+                 dropout=0.3, classes=None, dtype="float32", device="auto", seed=None):
+        self.num_classes = validation.check_positive_int("num_classes", num_classes)
+        super().__init__(front, hidden_size, num_layers, bidirectional, dropout, self.num_classes, dtype, device,
+                         seed)
+        self.pooling = validation.check_choice("pooling", pooling, POOLINGS)
+        self.classes = _check_classes(classes, self.num_classes)
+
+    def forward(self, x, lengths=None):
+        """x (B, T, F), lengths (B,) -> logits (B, num_classes)."""
+        out, hn, lengths, _ = self._body(x, lengths)
+        if self.pooling == "last":
+            features, argmax = (hn[-1] if self.gru.num_directions == 1 else
+                                np.concatenate([hn[-2], hn[-1]], axis=-1)), None
+        elif self.pooling == "mean":
+            features, argmax = cpu.mean_pool(out, lengths, _threads_for(out.size)), None
+        else:
+            features, argmax = cpu.max_pool(out, lengths, _threads_for(out.size))
+        mask = None
+        if self.training and self.dropout > 0:
+            mask = _dropout_mask(self._rng, features.shape, self.dropout, self.dtype)
+            features = features * mask
+        logits = self.head(features)
+        self._cache = dict(lengths=lengths, out_shape=out.shape, hn_shape=hn.shape, argmax=argmax,
+                           mask=mask) if grad_enabled() else None
+        return logits
+
+    def backward(self, dlogits):
+        """Gradient with respect to the last forward's logits; adds into every parameter's grad. Returns None."""
+        if self._cache is None:
+            raise RuntimeError("backward needs a forward first: call model(x, lengths) before model.backward(dlogits)")
+        cache = self._cache
+        dfeatures = self.head.backward(dlogits)
+        if cache["mask"] is not None:
+            dfeatures = dfeatures * cache["mask"]
+        steps = cache["out_shape"][0]
+        dhn = None
+        if self.pooling == "last":
+            dout = np.zeros(cache["out_shape"], self.dtype)
+            dhn = np.zeros(cache["hn_shape"], self.dtype)
+            H = self.hidden_size
+            if self.gru.num_directions == 1:
+                dhn[-1] = dfeatures
+            else:
+                dhn[-2], dhn[-1] = dfeatures[:, :H], dfeatures[:, H:]
+        elif self.pooling == "mean":
+            dout = cpu.mean_pool_backward(cache["lengths"], dfeatures, steps, _threads_for(dfeatures.size * steps))
+        else:
+            dout = cpu.max_pool_backward(cache["argmax"], dfeatures, steps, _threads_for(dfeatures.size * steps))
+        self.gru.backward(dout, dhn)
+
+    def predict_logits(self, x, lengths=None, batch_size=256):
+        """Logits (B, C) in eval mode, ``batch_size`` utterances at a time."""
+        batch_size = validation.check_positive_int("batch_size", batch_size)
+        x = validation.as_float_array("x", x, self.dtype)
+        lengths = validation.check_lengths(lengths, x.shape[0], x.shape[1]) if x.ndim == 3 else lengths
+        return self._eval(lambda: np.concatenate([
+            self.forward(x[i:i + batch_size], lengths[i:i + batch_size])
+            for i in range(0, len(x), batch_size)]))
+
+    def predict_labels(self, x, lengths=None):
+        """The most probable class of each utterance: ``classes`` entries (or ints 0..C-1 without them)."""
+        best = self.predict_logits(x, lengths).argmax(axis=1)
+        return [int(i) for i in best] if self.classes is None else [self.classes[i] for i in best]
+
+    def transcribe(self, paths, **read_options):
+        """Files -> what was said in each: a list of one-label lists (the same form as ``CTCModel``'s)."""
+        return [[label] for label in self.predict_labels(*self.features(paths, **read_options))]
+
+    def config(self):
+        """The constructor arguments that rebuild this model (used by ``numgru.save``), JSON-able."""
+        return dict(self._common_config(), num_classes=self.num_classes, pooling=self.pooling, classes=self.classes)
+
+    def __repr__(self):
+        return (f"SpeechClassifierModel({self.input_size} features, {self.num_classes} classes, hidden_size="
+                f"{self.hidden_size}, num_layers={self.num_layers}, bidirectional={self.bidirectional}, "
+                f"pooling='{self.pooling}')")
+
+
+class CTCModel(_AcousticModel):
+    """GRU(front size, hidden_size, num_layers) -> Linear(1 + len(labels)) on every frame -> log-softmax, for CTC.
+
+    Output 0 is the CTC blank; output k (1..len(labels)) is ``labels[k-1]``.
+    ``forward`` gives batch-first log-probabilities (B, T, C) (frames past a
+    length hold 0 and get no gradient), so ``numgru.fit`` trains it with
+    ``loss=ctc_objective`` and ``metric=label_error_rate`` (they read the
+    lengths from the frame mask that fit passes for ``output="all"`` models).
+    """
+
+    output = "all"
+    blank = 0
+
+    def __init__(self, front, labels, hidden_size=128, num_layers=2, bidirectional=True, dropout=0.2,
+                 dtype="float32", device="auto", seed=None):
+        if isinstance(labels, (str, bytes)) or not hasattr(labels, "__len__") or len(labels) == 0:
+            raise TypeError(f"labels must be a non-empty list of labels (output k >= 1 is labels[k-1]), "
+                            f"got {labels!r}")
+        self.labels = _check_classes(labels, len(labels))
+        super().__init__(front, hidden_size, num_layers, bidirectional, dropout, 1 + len(self.labels), dtype,
+                         device, seed)
+
+    num_classes = property(lambda self: 1 + len(self.labels))
+
+    def forward(self, x, lengths=None):
+        """x (B, T, F), lengths (B,) -> log-probabilities (B, T, 1 + len(labels)); 0 past each length."""
+        out, _, lengths, T = self._body(x, lengths)
+        logits = self.head(out)                                             # (T_b, B, C)
+        shifted = logits - logits.max(axis=-1, keepdims=True)
+        log_probs = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+        valid = (np.arange(out.shape[0])[:, None] < lengths)[..., None]   # (T_b, B, 1)
+        log_probs = np.where(valid, log_probs, 0).astype(self.dtype, copy=False)
+        result = np.zeros((len(lengths), T, self.num_classes), self.dtype)
+        result[:, :out.shape[0]] = log_probs.transpose(1, 0, 2)
+        self._cache = dict(probs=np.exp(log_probs) * valid, valid=valid) if grad_enabled() else None
+        return result
+
+    def backward(self, dlog_probs):
+        """Gradient with respect to the last forward's log-probabilities (B, T, C); adds into every grad."""
+        if self._cache is None:
+            raise RuntimeError("backward needs a forward first: call model(x, lengths) before "
+                               "model.backward(dlog_probs)")
+        probs, valid = self._cache["probs"], self._cache["valid"]
+        steps = probs.shape[0]
+        dlog_probs = validation.as_float_array("dlog_probs", dlog_probs, self.dtype)
+        d = np.ascontiguousarray(dlog_probs[:, :steps].transpose(1, 0, 2)) * valid
+        dlogits = d - probs * d.sum(axis=-1, keepdims=True)               # log-softmax's backward
+        self.gru.backward(self.head.backward(dlogits))
+
+    def predict_log_probs(self, x, lengths=None, batch_size=256):
+        """Log-probabilities (B, T, C) in eval mode, ``batch_size`` utterances at a time."""
+        batch_size = validation.check_positive_int("batch_size", batch_size)
+        x = validation.as_float_array("x", x, self.dtype)
+        return self._eval(lambda: np.concatenate([
+            self.forward(x[i:i + batch_size], None if lengths is None else np.asarray(lengths)[i:i + batch_size])
+            for i in range(0, len(x), batch_size)]))
+
+    def decode(self, x, lengths=None, beam_width=None):
+        """Label sequences heard in each utterance: greedy (best path), or prefix beam search of ``beam_width``."""
+        log_probs = self.predict_log_probs(x, lengths)
+        lengths = validation.check_lengths(lengths, x.shape[0], x.shape[1])
+        if beam_width is None:
+            paths = ctc.greedy_decode(log_probs, lengths, blank=self.blank, batch_first=True)
+        else:
+            paths = ctc.beam_search(log_probs, lengths, beam_width=beam_width, blank=self.blank, batch_first=True)
+        return [[self.labels[k - 1] for k in path] for path in paths]
+
+    def transcribe(self, paths, beam_width=None, **read_options):
+        """Files -> the label sequence heard in each (a list of lists)."""
+        return self.decode(*self.features(paths, **read_options), beam_width=beam_width)
+
+    def stream(self, batch_size=1):
+        """A ``SpeechStream`` that recognises audio fed to it chunk by chunk (unidirectional models only)."""
+        return SpeechStream(self, batch_size)
+
+    def config(self):
+        """The constructor arguments that rebuild this model (used by ``numgru.save``), JSON-able."""
+        return dict(self._common_config(), labels=self.labels)
+
+    def __repr__(self):
+        return (f"CTCModel({self.input_size} features, labels {self.labels}, hidden_size={self.hidden_size}, "
+                f"num_layers={self.num_layers}, bidirectional={self.bidirectional})")
+
+
+def _split_targets(targets, mask):
+    """fit's padded targets (B, S) (-1 past each end) and frame mask (B, T) -> (targets, target_lengths, input_lengths)."""
+    if mask is None:
+        raise ValueError("ctc_objective needs the frame mask: train with numgru.fit(..., lengths=lengths)")
+    targets = np.asarray(targets)
+    if targets.ndim == 1:
+        targets = targets[:, None]
+    target_lengths = (targets >= 0).sum(axis=1)
+    return targets, target_lengths, np.asarray(mask).sum(axis=1)
+
+
+def ctc_objective(log_probs, targets, mask=None):
+    """``numgru.fit``'s loss for a ``CTCModel``: CTC (mean reduction) over batch-first log_probs (B, T, C).
+
+    targets: (B, S) label ids in 1..C-1, padded with -1 after each sequence's
+    end; mask: (B, T) real frames (fit passes it from ``lengths``).
+    Returns (loss, dlog_probs (B, T, C)).
+    """
+    targets, target_lengths, input_lengths = _split_targets(targets, mask)
+    loss, grad = losses.ctc(np.ascontiguousarray(log_probs.transpose(1, 0, 2)), np.maximum(targets, 0),
+                            input_lengths, target_lengths, blank=CTCModel.blank)
+    return loss, grad.transpose(1, 0, 2)
+
+
+def label_error_rate(log_probs, targets, mask=None):
+    """``numgru.fit``'s metric for a ``CTCModel``: greedy decoding's edit distance / reference labels."""
+    targets, target_lengths, input_lengths = _split_targets(targets, mask)
+    hyps = ctc.greedy_decode(log_probs, input_lengths, blank=CTCModel.blank, batch_first=True)
+    refs = [row[:n] for row, n in zip(targets, target_lengths)]
+    return ctc.error_rate(refs, hyps)
+
+
+class SpeechStream:
+    """Recognition while the audio arrives: samples in, labels out, for a unidirectional ``CTCModel``.
+
+    Each ``push(samples)`` (any number of samples, e.g. 100 ms) runs the
+    log-mel frames that the samples complete (``numgru.audio.StreamingLogMel``),
+    the front end's global normalisation, frame stacking, the GRU stream
+    (``numgru.GRUStream``), the head and greedy CTC decoding carried across
+    chunks (``numgru.ctc.GreedyStreamDecoder``), and returns the labels newly
+    heard. The frame outputs are those of the whole utterance in one call to
+    rounding, and the labels the same as ``model.decode``'s greedy ones;
+    ``finish()`` runs the last, zero-padded stack of frames (stride > 1)
+    and resets the stream for the next utterance. One stream (batch_size 1).
+    """
+
+    def __init__(self, model, batch_size=1):
+        if not isinstance(model, CTCModel):
+            raise TypeError(f"model must be a numgru.CTCModel, got {type(model).__name__}")
+        front = model.front
+        if front["normalize"] == "utterance" or front["deltas"]:
+            raise ValueError("model's front end looks ahead (normalize='utterance' or deltas > 0), so it cannot "
+                             "stream: train it with normalize='global' (or 'none') and deltas=0")
+        if batch_size != 1:
+            raise ValueError(f"SpeechStream runs one stream, batch_size=1, got {batch_size}")
+        self.model = model
+        self.front = front
+        self._extractor = audio.StreamingLogMel(**front["settings"])
+        self._gru = GRUStream(model.gru, batch_size=1)
+        self._decoder = ctc.GreedyStreamDecoder(batch_size=1, blank=model.blank)
+        self._pending = np.zeros((0, front["size"] // front["stride"]), np.float32)
+
+    def push(self, samples):
+        """New samples (1-D, at the model's sample rate, in [-1, 1)) -> the labels newly heard (a list)."""
+        db = self._extractor.push(samples)
+        if len(db):
+            frames = _frames(db, self.front)
+            if self.front["normalize"] == "global":
+                frames = audio.normalize(frames, mean=self.front["mean"], std=self.front["std"])
+            self._pending = np.concatenate([self._pending, frames.astype(np.float32)])
+        stride = self.front["stride"]
+        whole = len(self._pending) // stride * stride
+        ready, self._pending = self._pending[:whole], self._pending[whole:]
+        return self._run(ready.reshape(-1, self.front["size"]))
+
+    def finish(self):
+        """The labels heard in the last frames (zero-padded to a whole stack); then starts afresh."""
+        stride = self.front["stride"]
+        labels = []
+        if len(self._pending):
+            stack = np.zeros((stride, self._pending.shape[1]), np.float32)
+            stack[:len(self._pending)] = self._pending
+            labels = self._run(stack.reshape(1, -1))
+        self.reset()
+        return labels
+
+    def reset(self):
+        """Forget the utterance so far: extractor buffer, GRU state, decoder."""
+        self._extractor.reset()
+        self._gru.reset()
+        self._decoder.reset()
+        self._pending = self._pending[:0]
+
+    def _run(self, frames):
+        if not len(frames):
+            return []
+        out, _ = self._gru(frames.astype(self.model.dtype, copy=False))            # (T, H)
+        with no_grad():
+            logits = self.model.head(out)
+        log_probs = logits - logits.max(axis=-1, keepdims=True)
+        log_probs -= np.log(np.exp(log_probs).sum(axis=-1, keepdims=True))
+        new = self._decoder.push(log_probs)[0]
+        return [self.model.labels[k - 1] for k in new]
+
+
+# ------------------------------------------------------------------ a standard baseline
+
+SUMMARY_FRONT = dict(kind="mfcc", n_mfcc=13, deltas=2, normalize="none")
+
+
+def summary_features(log_mels, settings=None):
+    """Each utterance as one vector: the mean and standard deviation of its MFCC + deltas frames (78 numbers)."""
+    front = front_end(settings=settings, **SUMMARY_FRONT)
+    x, lengths = prepare(log_mels, front)
+    real = (np.arange(x.shape[1]) < lengths[:, None])[..., None]
+    count = lengths[:, None].astype(np.float64)
+    mean = (x * real).sum(axis=1, dtype=np.float64) / count
+    var = (((x - mean[:, None]) * real) ** 2).sum(axis=1, dtype=np.float64) / count
+    return np.concatenate([mean, np.sqrt(var)], axis=1)
+
+
+def summary_logistic_regression(train_log_mels, train_labels, test_log_mels, num_classes, settings=None,
+                                steps=400, lr=0.05, seed=0):
+    """Test predictions of multinomial logistic regression on ``summary_features`` (standardised by the
+    training set's), trained full-batch with Adam: the classic fixed-length baseline for isolated words."""
+    from .optim import Adam
+    train = summary_features(train_log_mels, settings)
+    test = summary_features(test_log_mels, settings)
+    mean, std = train.mean(axis=0), train.std(axis=0) + 1e-8
+    train, test = (((part - mean) / std).astype(np.float32) for part in (train, test))
+    model = Linear(train.shape[1], num_classes, seed=seed)
+    optimizer = Adam([model], lr=lr)
+    labels = np.asarray(train_labels, np.int64)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        model.backward(losses.cross_entropy(model(train), labels)[1])
+        optimizer.step()
+    with no_grad():
+        return model(test).argmax(axis=1)
