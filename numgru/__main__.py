@@ -31,6 +31,10 @@ class CLIError(Exception):
 
 
 def _task_value(text):
+    """A --task-arg value: an int, a float, true/false (any case) as a bool, None, else the string."""
+    words = {"true": True, "false": False, "none": None}
+    if text.lower() in words:
+        return words[text.lower()]
     for cast in (int, float):
         try:
             return cast(text)
@@ -555,7 +559,7 @@ def _train_speech(args, out):
     front_args = {k: recipe[k] for k in ("kind", "n_mfcc", "deltas", "normalize", "stride") if k in recipe}
     if front_args["normalize"] == "global":
         front_args["mean"], front_args["std"] = speech.global_statistics(
-            task.x_train, speech.front_end(settings=task.settings, **front_args))
+            task.x_train, speech.front_end(settings=task.settings, **dict(front_args, normalize="none")))
     front = speech.front_end(settings=task.settings, **front_args)
     ctc_task = task.kind == "ctc"
     try:
@@ -674,14 +678,37 @@ def _report_ctc(model, task, x_test, len_test, recipe, out):
     for ref, hyp in list(zip(refs, rates["greedy"][2]))[:3]:
         print(f"  said {' '.join(map(str, ref)):15s} heard {' '.join(map(str, hyp))}", file=out)
     greedy, beam = (rates[name][0] for name in rates)
+    streaming = {}
+    if not model.bidirectional:
+        streaming = _stream_test_strings(model, task, rates["greedy"][2])
+        print(f"streamed 100 ms at a time (SpeechStream): {streaming['stream_equal']}/{len(refs)} test strings heard "
+              f"as in one call; {streaming['stream_us_per_frame']:.0f} us per 10 ms frame at B=1", file=out)
     log_probs = model.predict_log_probs(x_test[:1], len_test[:1])[0, :len_test[0]]
     title = f"numgru CTCModel: {task.description}\ntest digit error rate greedy {greedy:.4f}, beam {beam:.4f}"
     return dict(test_der_greedy=greedy, test_der_beam=beam, trivial_der=trivial,
-                exact_greedy=exact["greedy"], plot=(log_probs, ["blank"] + task.classes,
+                exact_greedy=exact["greedy"], **streaming, plot=(log_probs, ["blank"] + task.classes,
                                                     " ".join(map(str, refs[0])), title))
 
 
 # `train --task NAME` for the tasks that are not numgru.tasks.TASKS (GRUModel + fit)
+def _stream_test_strings(model, task, whole_hyps, chunk_frames=10):
+    """Greedy decoding of each test string through ``SpeechStream``, ``chunk_frames`` log-mel frames (100 ms) a push,
+    against the whole-string decoding: how many agree, and the time per 10 ms frame."""
+    stream = model.stream()
+    stream.push_frames(task.x_test[0][:chunk_frames])          # compile the stream's kernels before timing
+    stream.reset()
+    index = {label: k for k, label in enumerate(task.classes)}
+    equal, frames, start = 0, 0, time.perf_counter()
+    for log_mel, whole in zip(task.x_test, whole_hyps):
+        heard = []
+        for i in range(0, len(log_mel), chunk_frames):
+            heard += stream.push_frames(log_mel[i:i + chunk_frames])
+        heard += stream.finish()
+        equal += [index[label] for label in heard] == whole.tolist()
+        frames += len(log_mel)
+    return dict(stream_equal=equal, stream_us_per_frame=(time.perf_counter() - start) / frames * 1e6)
+
+
 _TRAINERS = dict(_TEXT_TRAINERS, **{"digits": _train_speech, "digit-strings": _train_speech})
 
 

@@ -431,7 +431,11 @@ class SpeechStream:
 
     def push(self, samples):
         """New samples (1-D, at the model's sample rate, in [-1, 1)) -> the labels newly heard (a list)."""
-        db = self._extractor.push(samples)
+        return self.push_frames(self._extractor.push(samples))
+
+    def push_frames(self, db):
+        """New log-mel dB frames (k, n_mels) (what ``push`` computes from samples) -> the labels newly heard."""
+        db = np.asarray(db, np.float32).reshape(-1, self.front["settings"]["n_mels"])
         if len(db):
             frames = _frames(db, self.front)
             if self.front["normalize"] == "global":
