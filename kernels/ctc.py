@@ -17,31 +17,65 @@ first frame is reachable and its end still reachable are computed (a window
 [max(0, L - 2 (T - t)), min(L, 2 (t + 1))) at frame t); the others hold -inf.
 
 Everything is accumulated in float64, float32 log-probabilities included:
-the log-sum-exp of three terms costs two exponentials (``cell.exp64``,
-vectorisable plain arithmetic) and one logarithm whatever the precision.
+the log-sum-exp of three terms costs two exponentials (``cell.exp64``) and
+one logarithm (``_log_sum_of_exps``), both plain arithmetic that LLVM
+vectorises along the states of a frame (libm's log would not vectorise), so
+float64 costs float32 nothing here.
 """
-import math
-
 import numpy as np
 from numba import njit, prange
 
 from ..config import NJIT_OPTIONS
+from .cell import _bitcasts
 from .cpu import _block, _build, cell
 
+float64_bits, float64_from_bits = _bitcasts()
+
 _NEG_INF = -np.inf
+_SQRT2 = 1.4142135623730951
+_LN2 = 0.6931471805599453
+# log(m) = 2 atanh(u) = 2 u (1 + u^2/3 + u^4/5 + ...), u = (m - 1) / (m + 1), |u| <= 0.1716 for m in
+# [sqrt(1/2), sqrt(2)]: the terms from u^24 on are below 2e-19 of the sum.
+_ATANH_SERIES = tuple(1.0 / (2 * j + 1) for j in range(11, -1, -1))
+_MANTISSA = 0x000FFFFFFFFFFFFF
+_EXPONENT_ONE = 0x3FF0000000000000
+
+
+def _log_sum_of_exps(x):
+    """log(x) for x = 0 (-inf), NaN (NaN) or x in [1, 3], the sums ``_log_sum3`` takes it of: within 3 ulp.
+
+    x = 2^k m with m in [sqrt(1/2), sqrt(2)), log x = k ln 2 + log m by the
+    atanh series; bit casts and selects only, so that loops calling it vectorise.
+    """
+    bits = float64_bits(x)
+    k = (bits >> 52) - 1023
+    m = float64_from_bits((bits & _MANTISSA) | _EXPONENT_ONE)      # in [1, 2)
+    k = k + 1 if m > _SQRT2 else k
+    m = m * 0.5 if m > _SQRT2 else m
+    u = (m - 1.0) / (m + 1.0)
+    uu = u * u
+    series = 0.0
+    for c in _ATANH_SERIES:
+        series = series * uu + c
+    out = k * _LN2 + 2.0 * u * series
+    out = _NEG_INF if x == 0.0 else out
+    return x if x != x else out
 
 
 def _log_sum3(a, b, c):
-    """log(e^a + e^b + e^c) in float64: -inf when all are -inf; NaN when any is NaN."""
+    """log(e^a + e^b + e^c) in float64: -inf when all are -inf; NaN when any is NaN.
+
+    m + log(1 + e^(mid - m) + e^(lo - m)), m the largest: selects only, no
+    branch, so that the loops over a frame's states vectorise.
+    """
     hi = a if a > b else b
     lo = b if a > b else a
     m = hi if hi > c else c
-    mid = c if hi > c else hi
-    shift = m if m > _NEG_INF else 0.0                     # all -inf: the sum below is 0, its log -inf
-    total = cell.exp64(m - shift) + cell.exp64(mid - shift) + cell.exp64(lo - shift)
-    out = shift + math.log(total)
-    check = a + b + c                                      # NaN iff one of them is NaN (or +inf meets -inf)
-    return out if check == check else check
+    mid = c if hi > c else hi                 # a NaN never ends up in m unless c is NaN: it reaches total
+    shift = 0.0 if m == _NEG_INF else m
+    total = 1.0 + cell.exp64(mid - shift) + cell.exp64(lo - shift)
+    out = shift + _log_sum_of_exps(total)
+    return _NEG_INF if m == _NEG_INF and total == total else out
 
 
 def _extended_labels(targets, b, S, blank, labels, skip):
@@ -56,21 +90,56 @@ def _extended_labels(targets, b, S, blank, labels, skip):
             skip[s] = s >= 3 and targets[b, s // 2] != targets[b, s // 2 - 1]
 
 
-def _alpha(log_probs, b, T, L, labels, skip, alpha):
+def _emissions(log_probs, b, T, L, labels, emission):
+    """emission[t, s] = log_probs[t, b, l'_s] in float64: gathered once, read by both recursions."""
+    for t in range(T):
+        for s in range(L):
+            emission[t, s] = log_probs[t, b, labels[s]]
+
+
+def _alpha(emission, T, L, skip, alpha):
     """alpha[t, s + 2] = log of the probability of the prefixes ending in state s at frame t (columns 0, 1: -inf)."""
     for t in range(T):
         for s in range(L + 2):
             alpha[t, s] = _NEG_INF
-    alpha[0, 2] = log_probs[0, b, labels[0]]
+    alpha[0, 2] = emission[0, 0]
     if L > 1:
-        alpha[0, 3] = log_probs[0, b, labels[1]]
+        alpha[0, 3] = emission[0, 1]
     for t in range(1, T):
-        lo = max(0, L - 2 * (T - t))
-        hi = min(L, 2 * (t + 1))
-        for s in range(lo, hi):
-            two_back = alpha[t - 1, s] if skip[s] else _NEG_INF
-            alpha[t, s + 2] = _log_sum3(alpha[t - 1, s + 2], alpha[t - 1, s + 1], two_back) \
-                + log_probs[t, b, labels[s]]
+        _alpha_row(alpha[t - 1], alpha[t], emission[t], skip, 0, min(L, 2 * (t + 1)))
+
+
+# The loops over one frame's states, each a function of its own (written inline in the loop over
+# frames, LLVM left them scalar: 20 ns a state against 5), all starting at state 0: started at the
+# window's lower end, a run-time bound, they took 21-35 ns a state again, so the states below it
+# are computed too (alpha: their true values, which reach no end; beta: -inf).
+
+def _alpha_row(prev, row, e, skip, lo, hi):
+    """row[s + 2] = alpha_t(s) for s in [lo, hi), from prev (alpha_{t-1}, same layout) and e = emission[t]."""
+    for s in range(lo, hi):
+        two_back = prev[s] if skip[s] else _NEG_INF
+        row[s + 2] = _log_sum3(prev[s + 2], prev[s + 1], two_back) + e[s]
+
+
+def _beta_row(emitted, beta, skip, lo, hi):
+    """beta[s] = beta_{t-1}(s) for s in [lo, hi), from emitted[s] = emission[t, s] + beta_t(s)."""
+    for s in range(lo, hi):
+        two_ahead = emitted[s + 2] if skip[s + 2] else _NEG_INF
+        beta[s] = _log_sum3(emitted[s], emitted[s + 1], two_ahead)
+
+
+def _emitted(e, beta, emitted, hi):
+    """emitted[s] = e[s] + beta_t(s) for s < hi, -inf from there on (beta_t is -inf beyond the window)."""
+    for s in range(hi):
+        emitted[s] = e[s] + beta[s]
+    for s in range(hi, emitted.size):
+        emitted[s] = _NEG_INF
+
+
+def _shares(a, beta, log_p, share, lo, hi):
+    """share[s] = exp(alpha_t(s) + beta_t(s) - log p) for s in [lo, hi); a = alpha[t] (offset 2)."""
+    for s in range(lo, hi):
+        share[s] = cell.exp64(a[s + 2] + beta[s] - log_p)
 
 
 def _ctc_loss(log_probs, targets, input_lengths, target_lengths, blank, scales, zero_infinity, losses, grad,
@@ -90,6 +159,8 @@ def _ctc_loss(log_probs, targets, input_lengths, target_lengths, blank, scales, 
     for k in prange(nchunks):
         lo, hi = _block(k, nchunks, B)
         alpha = np.empty((T, L_max + 2), np.float64)
+        emission = np.empty((T, L_max), np.float64)
+        share = np.empty(L_max, np.float64)              # exp(alpha_t(s) + beta_t(s) - log p)
         beta = np.empty(L_max + 2, np.float64)           # beta_t(s) at s; columns L, L + 1: -inf
         emitted = np.empty(L_max + 2, np.float64)        # lp[t, l'_s] + beta_t(s)
         occupancy = np.zeros(C, np.float64)
@@ -105,7 +176,8 @@ def _ctc_loss(log_probs, targets, input_lengths, target_lengths, blank, scales, 
             _extended_labels(targets, b, S, blank, labels, skip)
             skip[L] = False
             skip[L + 1] = False
-            _alpha(log_probs, b, Tb, L, labels, skip, alpha)
+            _emissions(log_probs, b, Tb, L, labels, emission)
+            _alpha(emission, Tb, L, skip, alpha)
             last = alpha[Tb - 1, L - 1 + 2]
             log_p = _log_sum3(last, alpha[Tb - 1, L - 2 + 2], _NEG_INF) if L > 1 else last
             losses[b] = -log_p
@@ -124,8 +196,9 @@ def _ctc_loss(log_probs, targets, input_lengths, target_lengths, blank, scales, 
             for t in range(Tb - 1, -1, -1):
                 s_lo = max(0, L - 2 * (Tb - t))
                 s_hi = min(L, 2 * (t + 1))
+                _shares(alpha[t], beta, log_p, share, 0, s_hi)
                 for s in range(s_lo, s_hi):
-                    occupancy[labels[s]] += cell.exp64(alpha[t, s + 2] + beta[s] - log_p)
+                    occupancy[labels[s]] += share[s]
                 for s in range(s_lo, s_hi):
                     c = labels[s]
                     grad[t, b, c] = -(scale * occupancy[c])
@@ -133,23 +206,21 @@ def _ctc_loss(log_probs, targets, input_lengths, target_lengths, blank, scales, 
                     occupancy[labels[s]] = 0.0
                 if t == 0:
                     break
-                for s in range(L + 2):
-                    emitted[s] = _NEG_INF
-                for s in range(s_lo, s_hi):
-                    emitted[s] = log_probs[t, b, labels[s]] + beta[s]
-                # beta_{t-1}(s) over the window of frame t - 1 (beyond it beta is -inf or never read).
-                p_lo = max(0, L - 2 * (Tb - t + 1))
-                p_hi = min(L, 2 * t)
-                for s in range(L):
-                    beta[s] = _NEG_INF
-                for s in range(p_lo, p_hi):
-                    two_ahead = emitted[s + 2] if skip[s + 2] else _NEG_INF
-                    beta[s] = _log_sum3(emitted[s], emitted[s + 1], two_ahead)
+                _emitted(emission[t], beta, emitted, s_hi)
+                _beta_row(emitted, beta, skip, 0, min(L, 2 * t))
 
 
 # Helpers inlined into the kernel; the kernel built parallel and serial (kernels/cpu.py's ``_build``).
-_log_sum3 = njit(**NJIT_OPTIONS)(_log_sum3)
+# inline="always" (inlined by Numba, not left to LLVM): called through a plain compiled function,
+# the loops over states stayed scalar, 28 ns a call against 3.5 ns.
+_log_sum_of_exps = njit(inline="always", **NJIT_OPTIONS)(_log_sum_of_exps)
+_log_sum3 = njit(inline="always", **NJIT_OPTIONS)(_log_sum3)
 _extended_labels = njit(**NJIT_OPTIONS)(_extended_labels)
+_emissions = njit(**NJIT_OPTIONS)(_emissions)
+_alpha_row = njit(**NJIT_OPTIONS)(_alpha_row)
+_beta_row = njit(**NJIT_OPTIONS)(_beta_row)
+_emitted = njit(**NJIT_OPTIONS)(_emitted)
+_shares = njit(**NJIT_OPTIONS)(_shares)
 _alpha = njit(**NJIT_OPTIONS)(_alpha)
 _CTC_LOSS = _build(_ctc_loss)
 
