@@ -12,9 +12,10 @@ same bits at every thread count.
 
 Extended labels: l' = (blank, l_1, blank, l_2, ..., l_S, blank), L = 2S + 1
 states; state s may be entered from s, s - 1, and from s - 2 when l'_s is not
-blank and differs from l'_{s-2}. Only the states from which the sequence's
-first frame is reachable and its end still reachable are computed (a window
-[max(0, L - 2 (T - t)), min(L, 2 (t + 1))) at frame t); the others hold -inf.
+blank and differs from l'_{s-2}. At frame t only the states s < 2 (t + 1),
+those the first frame reaches, are computed (the others hold -inf), and the
+occupancies are gathered over the states that can still reach the end too,
+s >= L - 2 (T - t) (below, beta is -inf).
 
 Everything is accumulated in float64, float32 log-probabilities included:
 the log-sum-exp of three terms costs two exponentials (``cell.exp64``) and
@@ -106,24 +107,25 @@ def _alpha(emission, T, L, skip, alpha):
     if L > 1:
         alpha[0, 3] = emission[0, 1]
     for t in range(1, T):
-        _alpha_row(alpha[t - 1], alpha[t], emission[t], skip, 0, min(L, 2 * (t + 1)))
+        _alpha_row(alpha[t - 1], alpha[t], emission[t], skip, min(L, 2 * (t + 1)))
 
 
 # The loops over one frame's states, each a function of its own (written inline in the loop over
 # frames, LLVM left them scalar: 20 ns a state against 5), all starting at state 0: started at the
-# window's lower end, a run-time bound, they took 21-35 ns a state again, so the states below it
-# are computed too (alpha: their true values, which reach no end; beta: -inf).
+# lower end of the states that can reach the end, a run-time bound, they took 21-35 ns a state
+# again, so the states below it are computed too (alpha: their true values, which reach no end;
+# beta: -inf).
 
-def _alpha_row(prev, row, e, skip, lo, hi):
-    """row[s + 2] = alpha_t(s) for s in [lo, hi), from prev (alpha_{t-1}, same layout) and e = emission[t]."""
-    for s in range(lo, hi):
+def _alpha_row(prev, row, e, skip, hi):
+    """row[s + 2] = alpha_t(s) for s < hi, from prev (alpha_{t-1}, same layout) and e = emission[t]."""
+    for s in range(hi):
         two_back = prev[s] if skip[s] else _NEG_INF
         row[s + 2] = _log_sum3(prev[s + 2], prev[s + 1], two_back) + e[s]
 
 
-def _beta_row(emitted, beta, skip, lo, hi):
-    """beta[s] = beta_{t-1}(s) for s in [lo, hi), from emitted[s] = emission[t, s] + beta_t(s)."""
-    for s in range(lo, hi):
+def _beta_row(emitted, beta, skip, hi):
+    """beta[s] = beta_{t-1}(s) for s < hi, from emitted[s] = emission[t, s] + beta_t(s)."""
+    for s in range(hi):
         two_ahead = emitted[s + 2] if skip[s + 2] else _NEG_INF
         beta[s] = _log_sum3(emitted[s], emitted[s + 1], two_ahead)
 
@@ -136,9 +138,9 @@ def _emitted(e, beta, emitted, hi):
         emitted[s] = _NEG_INF
 
 
-def _shares(a, beta, log_p, share, lo, hi):
-    """share[s] = exp(alpha_t(s) + beta_t(s) - log p) for s in [lo, hi); a = alpha[t] (offset 2)."""
-    for s in range(lo, hi):
+def _shares(a, beta, log_p, share, hi):
+    """share[s] = exp(alpha_t(s) + beta_t(s) - log p) for s < hi; a = alpha[t] (offset 2)."""
+    for s in range(hi):
         share[s] = cell.exp64(a[s + 2] + beta[s] - log_p)
 
 
@@ -196,7 +198,7 @@ def _ctc_loss(log_probs, targets, input_lengths, target_lengths, blank, scales, 
             for t in range(Tb - 1, -1, -1):
                 s_lo = max(0, L - 2 * (Tb - t))
                 s_hi = min(L, 2 * (t + 1))
-                _shares(alpha[t], beta, log_p, share, 0, s_hi)
+                _shares(alpha[t], beta, log_p, share, s_hi)
                 for s in range(s_lo, s_hi):
                     occupancy[labels[s]] += share[s]
                 for s in range(s_lo, s_hi):
@@ -207,12 +209,12 @@ def _ctc_loss(log_probs, targets, input_lengths, target_lengths, blank, scales, 
                 if t == 0:
                     break
                 _emitted(emission[t], beta, emitted, s_hi)
-                _beta_row(emitted, beta, skip, 0, min(L, 2 * t))
+                _beta_row(emitted, beta, skip, min(L, 2 * t))
 
 
-# Helpers inlined into the kernel; the kernel built parallel and serial (kernels/cpu.py's ``_build``).
-# inline="always" (inlined by Numba, not left to LLVM): called through a plain compiled function,
-# the loops over states stayed scalar, 28 ns a call against 3.5 ns.
+# The helpers compiled; the kernel built parallel and serial (kernels/cpu.py's ``_build``). The
+# log-sum-exp with inline="always" (inlined by Numba, not left to LLVM): called as a plain compiled
+# function, the loops over states calling it stayed scalar, 28 ns a call against 3.5 ns.
 _log_sum_of_exps = njit(inline="always", **NJIT_OPTIONS)(_log_sum_of_exps)
 _log_sum3 = njit(inline="always", **NJIT_OPTIONS)(_log_sum3)
 _extended_labels = njit(**NJIT_OPTIONS)(_extended_labels)

@@ -1357,7 +1357,8 @@ def feature_clips(seconds=FEATURE_SECONDS, recordings=FSDD_RECORDINGS, sample_ra
     names = sorted(f for f in os.listdir(recordings) if f.endswith(".wav")) if os.path.isdir(recordings) else []
     if not names:
         rng = np.random.default_rng(seed)
-        clips = [(0.1 * rng.standard_normal(sample_rate // 2)).astype(np.float32) for _ in range(math.ceil(2 * seconds))]
+        clips = [(0.1 * rng.standard_normal(sample_rate // 2)).astype(np.float32)
+                 for _ in range(math.ceil(2 * seconds))]
         return clips, "random"
     from numgru import audio
     clips, total = [], 0

@@ -391,7 +391,8 @@ def check_ctc(log_probs, targets, input_lengths, target_lengths, blank):
     input_lengths = _ctc_lengths("input_lengths", input_lengths, B, batched)
     target_lengths = _ctc_lengths("target_lengths", target_lengths, B, batched)
     if input_lengths.max() > T:
-        raise ValueError(f"input_lengths must be at most T={T} (the frames of log_probs), got max {input_lengths.max()}")
+        raise ValueError(f"input_lengths must be at most T={T} (the frames of log_probs), "
+                         f"got max {input_lengths.max()}")
     tg = _integer_array("targets", targets, "class indices")
     total = int(target_lengths.sum())
     if not batched and tg.ndim != 1:

@@ -6,7 +6,7 @@ import numba
 import numpy as np
 import pytest
 
-from numgru import losses
+from numgru import ctc, losses
 from reference import assert_close
 
 
@@ -373,9 +373,6 @@ def test_bad_unbatched_input():
 
 # ------------------------------------------------------------------------------ decoders
 
-from numgru import ctc  # noqa: E402
-
-
 def one_hot_frames(path, C, peak=0.9):
     """Probabilities (T, C): each frame's class of ``path`` at ``peak``, the rest shared evenly."""
     p = np.full((len(path), C), (1 - peak) / (C - 1))
@@ -455,7 +452,7 @@ def test_stream_decoder_equals_greedy_over_random_cuts():
         assert got == expected
         decoder.reset()
     single = ctc.GreedyStreamDecoder()
-    got = sum((single.push(lp[t:t + 1, 0])[0].tolist() for t in range(T)), [])
+    got = [label for t in range(T) for label in single.push(lp[t:t + 1, 0])[0].tolist()]
     assert got == expected[0]
 
 
