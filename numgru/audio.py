@@ -41,8 +41,8 @@ import numpy as np
 
 from . import threads, validation
 
-__all__ = ["FSDD_SETTINGS", "load", "power_spectrogram", "mel_filterbank", "log_mel", "mfcc", "deltas",
-           "normalize", "pad", "stack_frames", "features", "dequantize", "StreamingLogMel"]
+__all__ = ["FSDD_SETTINGS", "NORMALIZATIONS", "load", "power_spectrogram", "mel_filterbank", "log_mel", "mfcc",
+           "deltas", "normalize", "pad", "stack_frames", "transform", "features", "dequantize", "StreamingLogMel"]
 
 FSDD_SETTINGS = dict(sample_rate=8000, n_fft=256, win_length=200, hop_length=80, n_mels=40, fmin=0.0,
                      fmax=None, window="hann", center=False, amin=1e-10)
@@ -470,7 +470,7 @@ def _check_batch(name, value, lengths):
 
 # ------------------------------------------------------------------------------------------ datasets
 
-_deltas_of, _normalize = deltas, normalize     # features() has arguments of these names
+NORMALIZATIONS = ("utterance", "global", "none")
 
 
 def _check_settings(settings):
@@ -484,17 +484,47 @@ def _check_settings(settings):
     return dict(FSDD_SETTINGS, **settings)
 
 
-def features(paths, settings=FSDD_SETTINGS, kind="logmel", deltas=0, normalize=True):
+def transform(log_mels, kind="logmel", n_mfcc=13, deltas=0, normalize="utterance", mean=None, std=None, stride=1):
+    """Utterances' log-mel dB frames -> a model's input (x (B, T, F) float32, lengths int64 (B,)).
+
+    ``log_mels``: a list of (T_i, n_mels) arrays (:func:`log_mel`), or one. In order:
+    ``kind="mfcc"`` keeps ``n_mfcc`` cepstra (:func:`mfcc`; "logmel" keeps the frames);
+    ``deltas`` = 1 or 2 appends the first (and second) order :func:`deltas`;
+    ``normalize`` (:func:`normalize`): "utterance" over each utterance's own frames,
+    "global" with ``mean`` and ``std`` (F values, e.g. a training set's: what streaming
+    needs), or "none"; :func:`pad`; then ``stride`` frames stacked into one
+    (:func:`stack_frames`). F = (n_mfcc or n_mels) * (1 + deltas) * stride.
+    """
+    if isinstance(log_mels, np.ndarray) and log_mels.ndim == 2:
+        log_mels = [log_mels]
+    validation.check_choice("kind", kind, _KINDS)
+    n_deltas = validation.check_nonnegative_int("deltas", deltas)
+    validation.check_choice("deltas", n_deltas, (0, 1, 2))
+    validation.check_choice("normalize", normalize, NORMALIZATIONS)
+    if (normalize == "global") != (mean is not None and std is not None):
+        raise ValueError(f"mean and std go with normalize='global' (both of them), got normalize={normalize!r}, "
+                         f"mean {'None' if mean is None else 'given'}, std {'None' if std is None else 'given'}")
+    x, lengths = pad(list(log_mels))
+    if kind == "mfcc":
+        x = mfcc(x, n_mfcc)
+    x = np.concatenate([x] + [_deltas_of(x, lengths, order=order) for order in range(1, n_deltas + 1)], axis=-1)
+    if normalize != "none":
+        x = _normalize(x, lengths, mean=mean, std=std)
+    return stack_frames(x, lengths, stride)
+
+
+_deltas_of, _normalize = deltas, normalize     # transform() has arguments of these names
+
+
+def features(paths, settings=FSDD_SETTINGS, *, resample=True, mix="error", **options):
     """Features of audio files -> (x (B, T_max, F) float32, lengths int64 (B,)).
 
     Each file is read with :func:`load` at ``settings["sample_rate"]`` (resampled when it
-    differs; errors name the file), turned into :func:`log_mel` frames with ``settings``
-    (:data:`FSDD_SETTINGS` by default) or, with ``kind="mfcc"``, 13 MFCCs of them; ``deltas``
-    = 1 or 2 appends the first (and second) order :func:`deltas` as more columns
-    (F = 40, 80, 120 for log-mel, 13, 26, 39 for MFCC); ``normalize`` then applies
-    per-utterance mean/variance normalisation; finally :func:`pad`. Keys missing from
-    ``settings`` take :data:`FSDD_SETTINGS`' values; ``db_floor`` and ``db_step`` (stored with
-    the shipped data) are allowed and ignored.
+    differs, unless ``resample=False``; ``mix`` as :func:`load`'s; errors name the file),
+    turned into :func:`log_mel` frames with ``settings`` (:data:`FSDD_SETTINGS` by default:
+    keys missing from it take those values; ``db_floor`` and ``db_step``, stored with the
+    shipped data, are allowed and ignored), then into a model's input by :func:`transform`
+    with ``options`` (kind, n_mfcc, deltas, normalize, mean, std, stride).
     """
     if isinstance(paths, (str, bytes, os.PathLike)):
         paths = [paths]
@@ -504,21 +534,13 @@ def features(paths, settings=FSDD_SETTINGS, kind="logmel", deltas=0, normalize=T
     settings = _check_settings(settings)
     extractor = _LogMel(*(settings[k] for k in ("sample_rate", "n_fft", "win_length", "hop_length", "n_mels",
                                                 "fmin", "fmax", "window", "amin")), np.float32)
-    validation.check_choice("kind", kind, _KINDS)
-    n_deltas = validation.check_nonnegative_int("deltas", deltas)
-    validation.check_choice("deltas", n_deltas, (0, 1, 2))
     center = bool(settings["center"])
-    utterances = []
+    log_mels = []
     for path in paths:
-        signal, _ = load(path, settings["sample_rate"], min_samples=1 if center else extractor.n_fft)
-        feats = extractor(np.pad(signal, extractor.n_fft // 2) if center else signal)
-        if kind == "mfcc":
-            feats = mfcc(feats)
-        feats = np.concatenate([feats] + [_deltas_of(feats, order=order) for order in range(1, n_deltas + 1)], axis=1)
-        if normalize:
-            feats = _normalize(feats)
-        utterances.append(feats)
-    return pad(utterances)
+        signal, _ = load(path, settings["sample_rate"], resample=resample, mix=mix,
+                         min_samples=1 if center else extractor.n_fft)
+        log_mels.append(extractor(np.pad(signal, extractor.n_fft // 2) if center else signal))
+    return transform(log_mels, **options)
 
 
 def dequantize(q, settings):

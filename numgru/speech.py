@@ -39,7 +39,7 @@ __all__ = ["front_end", "prepare", "global_statistics", "SpeechClassifierModel",
            "NORMALIZATIONS"]
 
 FEATURE_KINDS = ("logmel", "mfcc")
-NORMALIZATIONS = ("utterance", "global", "none")
+NORMALIZATIONS = audio.NORMALIZATIONS
 
 
 def front_end(kind="logmel", n_mfcc=13, deltas=0, normalize="utterance", mean=None, std=None, stride=1,
@@ -85,39 +85,27 @@ def front_end(kind="logmel", n_mfcc=13, deltas=0, normalize="utterance", mean=No
                 mean=mean, std=std, stride=stride, settings=settings, size=size * stride)
 
 
-def _frames(log_mel_db, front):
-    """One utterance's log-mel dB frames (T, n_mels) -> its un-normalised base features (T, n_mfcc or n_mels)."""
-    db = np.asarray(log_mel_db, np.float32)
-    return audio.mfcc(db, front["n_mfcc"]) if front["kind"] == "mfcc" else db
+_TRANSFORM_KEYS = ("kind", "n_mfcc", "deltas", "normalize", "mean", "std", "stride")
 
 
-def _features(x, lengths, front):
-    """Padded base features -> deltas appended, normalised, frames stacked: the model's (x, lengths)."""
-    parts = [x] + [audio.deltas(x, lengths, order=order) for order in range(1, front["deltas"] + 1)]
-    x = np.concatenate(parts, axis=-1) if len(parts) > 1 else x
-    if front["normalize"] == "utterance":
-        x = audio.normalize(x, lengths)
-    elif front["normalize"] == "global":
-        x = audio.normalize(x, lengths, mean=front["mean"], std=front["std"])
-    return audio.stack_frames(x, lengths, front["stride"])
+def _transform_options(front):
+    """The ``numgru.audio.transform`` arguments of a front end."""
+    options = {key: front[key] for key in _TRANSFORM_KEYS}
+    options["n_mfcc"] = options["n_mfcc"] or 13          # log-mel: unused
+    return options
 
 
 def global_statistics(log_mels, front):
     """(mean, std) of every real frame of ``log_mels`` under ``front`` without normalisation (for "global")."""
-    front = dict(front, normalize="none", mean=None, std=None, stride=1)
-    x, lengths = _features(*audio.pad([_frames(db, front) for db in log_mels]), front)
+    x, lengths = audio.transform(log_mels, **dict(_transform_options(front), normalize="none", mean=None, std=None,
+                                                  stride=1))
     real = x[np.arange(x.shape[1]) < lengths[:, None]]
     return real.mean(axis=0, dtype=np.float64), real.std(axis=0, dtype=np.float64)
 
 
 def prepare(log_mels, front):
     """A list of log-mel dB arrays (T_i, n_mels) (``numgru.audio.log_mel``) -> (x (B, T, F) float32, lengths)."""
-    if isinstance(log_mels, np.ndarray) and log_mels.ndim == 2:
-        log_mels = [log_mels]
-    log_mels = list(log_mels)
-    if not log_mels:
-        raise ValueError("log_mels must hold at least one utterance, got none")
-    return _features(*audio.pad([_frames(db, front) for db in log_mels]), front)
+    return audio.transform(log_mels, **_transform_options(front))
 
 
 class _AcousticModel(Module):
@@ -166,15 +154,8 @@ class _AcousticModel(Module):
         to the model's (False: such a file raises ValueError). mix: "error"
         refuses multi-channel files, "mean" averages their channels.
         """
-        if isinstance(paths, (str, bytes)) or hasattr(paths, "__fspath__"):
-            paths = [paths]
-        settings = self.front["settings"]
-        log_mels = []
-        for path in paths:
-            signal, _ = audio.load(path, settings["sample_rate"], resample=resample, mix=mix,
-                                   min_samples=settings["n_fft"])
-            log_mels.append(audio.log_mel(signal, **settings))
-        return prepare(log_mels, self.front)
+        return audio.features(paths, self.front["settings"], resample=resample, mix=mix,
+                              **_transform_options(self.front))
 
     def _eval(self, fn, *args):
         was_training = self.training
@@ -437,10 +418,8 @@ class SpeechStream:
         """New log-mel dB frames (k, n_mels) (what ``push`` computes from samples) -> the labels newly heard."""
         db = np.asarray(db, np.float32).reshape(-1, self.front["settings"]["n_mels"])
         if len(db):
-            frames = _frames(db, self.front)
-            if self.front["normalize"] == "global":
-                frames = audio.normalize(frames, mean=self.front["mean"], std=self.front["std"])
-            self._pending = np.concatenate([self._pending, frames.astype(np.float32)])
+            frames = audio.transform(db, **dict(_transform_options(self.front), stride=1))[0][0]
+            self._pending = np.concatenate([self._pending, frames])
         stride = self.front["stride"]
         whole = len(self._pending) // stride * stride
         ready, self._pending = self._pending[:whole], self._pending[whole:]

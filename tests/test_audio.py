@@ -295,14 +295,14 @@ def test_stack_frames():
 def test_features(tmp_path):
     paths = [write_wav(tmp_path / f"u{i}.wav", 8000, (speech_like(n, seed=i) * 20000).astype(np.int16))
              for i, n in enumerate((4000, 2500, 256))]
-    x, lengths = audio.features(paths, normalize=False)
+    x, lengths = audio.features(paths, normalize="none")
     assert x.dtype == np.float32 and x.shape == (3, 47, 40) and lengths.tolist() == [47, 29, 1]
     close(x[1, :29], audio.log_mel(audio.load(paths[1])[0]), 1e-6)
     for kind, base in (("logmel", 40), ("mfcc", 13)):
         for k in (0, 1, 2):
             y, _ = audio.features(paths, kind=kind, deltas=k)
             assert y.shape == (3, 47, base * (k + 1)) and not y[1, 29:].any()
-    y, _ = audio.features(paths, kind="mfcc", deltas=2, normalize=False)
+    y, _ = audio.features(paths, kind="mfcc", deltas=2, normalize="none")
     mf = audio.mfcc(x[0])
     close(y[0], np.concatenate([mf, audio.deltas(mf), audio.deltas(mf, order=2)], axis=1), 1e-5)
     z, n = audio.features(paths[:1], settings=dict(audio.FSDD_SETTINGS, center=True))
