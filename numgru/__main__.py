@@ -614,8 +614,8 @@ def _train_speech(args, out):
 
     stem = os.path.join(args.out, task.name)
     metadata = dict(task=task.name, task_params=task.params, description=task.description, recipe=recipe,
-                    seed=args.seed, seconds=seconds, train_seconds=train_seconds,
-                    **{k: v for k, v in results.items() if k != "plot"})
+                    seed=args.seed, total_seconds=seconds, train_seconds=train_seconds,
+                    **{k: v for k, v in results.items() if k not in ("plot", "label")})
     model_path = save(stem + ".npz", model, metadata=metadata)
     with open(stem + "-history.json", "w") as f:
         json.dump(dict(history.as_dict(), **metadata), f, indent=1, default=str)

@@ -5,6 +5,7 @@
     python -m numgru.bench --first-call      # only the cold/warm start table (fresh processes)
     python -m numgru.bench --text            # only the language-model table (training and generation)
     python -m numgru.bench --race 600 --chart race.png   # numgru and torch train tiny Shakespeare for 600 s each
+    python -m numgru.bench --speech          # only the speech table: CTC against torch, features against librosa
 
 (also ``python -m numgru bench ...``). What is measured, and how, is defined
 once in ``numgru.benchmarks`` (shared with the asv suite); this module only
@@ -31,6 +32,11 @@ Timed calls, float32 (``--dtype float64`` for double), input size I = H:
   (Embedding + 2-layer GRU H=512 + Linear over 65 symbols): one training window of
   B=64 x bptt=100 characters, and generating 200 characters at B=1 (numgru's compiled
   ``generate`` against torch stepping its GRU); see ``numgru.benchmarks.run_text_bench``;
+- speech (``--speech``): ``numgru.losses.ctc`` (loss and gradient) against
+  torch's ``ctc_loss`` forward + backward at ``numgru.benchmarks.CTC_SHAPE``;
+  log-mel and MFCC features of FSDD audio against librosa (seconds of audio a
+  second); and a unidirectional ``CTCModel`` recognising audio through
+  ``SpeechStream`` 100 ms at a time at B=1 (time per 10 ms frame);
 - first call (``--first-call``): import + first forward + first backward of
   each entry point in a fresh process, with an empty Numba cache (cold) and
   then the filled one (warm); see ``numgru.benchmarks.measure_first_call``.
@@ -76,6 +82,7 @@ def format_table(rows):
     ragged = [r for r in rows if r.get("kind") == "ragged"]
     first = [r for r in rows if "warm_over_cold" in r]
     text = [r for r in rows if r.get("kind") in ("lm-train", "lm-generate")]
+    speech = [r for r in rows if r.get("kind") in ("ctc", "features", "speech-stream")]
 
     def gap():
         if lines:
@@ -161,7 +168,31 @@ def format_table(rows):
                     else "generate: rate ratio (> 1: numgru faster)")
             lines.append(f"| {what} | {r['chars']} | {_fmt(r['chars_per_s_numgru'], '.0f')} "
                          f"| {_fmt(r['chars_per_s_torch'], '.0f')} | {_fmt(r['ratio'], '.2f')} |")
+    if speech:
+        gap()
+        lines += _speech_lines(speech)
     return "\n".join(lines)
+
+
+def _speech_lines(rows):
+    """Markdown rows of the speech benchmarks (``--speech``)."""
+    lines = ["| speech | numgru | reference | numgru/reference |", "|---|---:|---:|---:|"]
+    for r in rows:
+        if r["kind"] == "ctc":
+            lines.append(f"| CTC loss + gradient, T={r['T']} B={r['B']} C={r['C']} S={r['S']}, {r['dtype']}: ms "
+                         f"(torch ctc_loss forward + backward) | {r['ms_numgru']:.2f} | {_fmt(r['ms_torch'], '.2f')} "
+                         f"| {_fmt(r['ratio'], '.2f')} |")
+        elif r["kind"] == "features":
+            for feature, what in (("logmel", "log-mel"), ("mfcc", f"log-mel + {r['n_mfcc']} MFCC")):
+                lines.append(f"| {what} features, {r['audio_seconds']:.0f} s of {r['source']} audio: audio s per s "
+                             f"(librosa) | {r[feature + '_audio_s_per_s_numgru']:.0f} "
+                             f"| {_fmt(r[feature + '_audio_s_per_s_librosa'], '.0f')} "
+                             f"| {_fmt(r[feature + '_ratio'], '.2f')} (time) |")
+        else:
+            lines.append(f"| streaming recognition, B=1, {r['chunk_ms']:.0f} ms chunks, GRU {r['layers']}x"
+                         f"{r['hidden']}: us per 10 ms frame (real time) | {r['us_per_frame']:.0f} | 10000 "
+                         f"| {r['us_per_frame'] / 1e4:.3f} |")
+    return lines
 
 
 def machine_info(threads=2):
@@ -266,6 +297,9 @@ def add_arguments(parser):
                         help="only the Shakespeare race: numgru and torch train the task's language model from the "
                              "same weights for SECONDS of training each, one after the other (validation nats/char "
                              "against seconds and epochs; --chart draws both curves)")
+    parser.add_argument("--speech", action="store_true",
+                        help="only the speech table: CTC loss + gradient against torch's ctc_loss, features "
+                             "against librosa, streaming recognition latency (see numgru.benchmarks.CTC_SHAPE)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -359,6 +393,14 @@ def main(args):
     reps = args.reps if args.reps is not None else (harness.QUICK_REPS if quick else harness.DEFAULT_REPS)
     if getattr(args, "race", None) is not None:
         return _race(args.race, threads, progress, args.chart)
+    if getattr(args, "speech", False):
+        rows = [row for row in (harness.run_ctc_bench(reps=reps, threads=threads, dtype=dtype, progress=progress),
+                                harness.run_feature_bench(reps=reps, threads=threads, progress=progress),
+                                harness.run_speech_stream_bench(reps=reps, progress=progress)) if row is not None]
+        print(machine_info(threads))
+        print()
+        print(format_table(rows))
+        return 0
     if getattr(args, "text", False):
         rows = harness.run_text_bench(reps=reps, threads=threads, progress=progress)
         if not rows:

@@ -39,7 +39,7 @@ import time
 
 import numpy as np
 
-HARNESS_VERSION = 2
+HARNESS_VERSION = 3
 
 SEQ_LEN = 200
 BATCHES = (1, 16, 64)
@@ -1464,3 +1464,49 @@ def run_feature_bench(seconds=FEATURE_SECONDS, reps=DEFAULT_REPS, threads=DEFAUL
             return row
     finally:
         bar.close()
+
+
+# ------------------------------------------------------------------ streaming recognition
+
+STREAM_SHAPE = dict(hidden=128, layers=2, stride=2, chunk_ms=100.0, seconds=10.0)
+
+
+def speech_stream_model(hidden, layers, stride, seed=0):
+    """A unidirectional CTCModel over globally normalised log-mel frames, as streaming recognition uses."""
+    from numgru import audio, speech
+    n_mels = audio.FSDD_SETTINGS["n_mels"]
+    front = speech.front_end(kind="logmel", normalize="global", mean=np.full(n_mels, -50.0),
+                             std=np.full(n_mels, 15.0), stride=stride)
+    return speech.CTCModel(front, [str(d) for d in range(10)], hidden, layers, bidirectional=False,
+                           seed=seed).eval()
+
+
+def run_speech_stream_bench(reps=DEFAULT_REPS, shape=None, seed=0, progress=True):
+    """Streaming recognition at B=1: ``SpeechStream.push`` of ``chunk_ms`` of audio at a time (features, GRU
+    stream, head, greedy CTC decoding), over ``seconds`` of noise. One dict: kind="speech-stream", the shape,
+    us_per_frame (median over repetitions of the time per 10 ms frame of audio), frames, reps."""
+    from tqdm.auto import tqdm
+    from numgru import audio
+    shape = dict(STREAM_SHAPE, **(shape or {}))
+    reps = _check_common(reps, "float32")
+    rate, hop = audio.FSDD_SETTINGS["sample_rate"], audio.FSDD_SETTINGS["hop_length"]
+    model = speech_stream_model(shape["hidden"], shape["layers"], shape["stride"], seed)
+    signal = (0.05 * np.random.default_rng(seed).standard_normal(int(shape["seconds"] * rate))).astype(np.float32)
+    chunk = int(round(shape["chunk_ms"] * rate / 1000))
+    chunks = [signal[i:i + chunk] for i in range(0, len(signal), chunk)]
+    frames = len(signal) // hop
+    stream = model.stream()
+
+    def utterance():
+        for piece in chunks:
+            stream.push(piece)
+        stream.finish()
+
+    utterance()                                   # compile and warm up
+    times = []
+    for _ in tqdm(range(reps), desc="numgru bench speech stream", unit="rep", disable=not progress, file=sys.stderr):
+        start = time.perf_counter()
+        utterance()
+        times.append(time.perf_counter() - start)
+    return dict(kind="speech-stream", **shape, frames=frames, reps=reps,
+                us_per_frame=float(np.median(times)) / frames * 1e6)

@@ -295,3 +295,10 @@ def test_digit_strings_are_deterministic_and_drawn_from_their_own_split():
                      if string[t:t + 3].tobytes() in first_frames]
             assert [rec.digit[i] for i in found] == list(digits)
             assert all((rec.take[i] < 5) == test for i in found)
+
+
+@pytest.mark.parametrize("make", [lambda: speech.SpeechClassifierModel(speech.front_end(), 3, device="cuda"),
+                                  lambda: speech.CTCModel(speech.front_end(), ["a"], device="cuda")])
+def test_cuda_is_refused_naming_the_layer(make):
+    with pytest.raises(RuntimeError, match=r"device='cuda' is not available for (SpeechClassifierModel|CTCModel)"):
+        make()
