@@ -35,7 +35,8 @@ from .text_classifier import POOLINGS, _check_classes, _dropout_mask, _threads_f
 from .threads import one_blas_thread
 
 __all__ = ["front_end", "prepare", "global_statistics", "SpeechClassifierModel", "CTCModel", "SpeechStream",
-           "ctc_objective", "label_error_rate", "summary_features", "summary_logistic_regression", "FEATURE_KINDS",
+           "ctc_objective", "label_error_rate", "summary_features", "summary_logistic_regression", "energy_segments",
+           "segment_and_classify", "FEATURE_KINDS",
            "NORMALIZATIONS"]
 
 FEATURE_KINDS = ("logmel", "mfcc")
@@ -489,3 +490,42 @@ def summary_logistic_regression(train_log_mels, train_labels, test_log_mels, num
         optimizer.step()
     with no_grad():
         return model(test).argmax(axis=1)
+
+
+def energy_segments(log_mel_db, threshold=0.4, min_gap=10, min_frames=5):
+    """Word segments of an utterance by frame energy: a list of (start, stop) frame ranges.
+
+    A frame is active when its mean dB lies above floor + threshold * (peak - floor), with
+    floor the utterance's 5th percentile of frame energies and peak its loudest; active frames
+    closer than ``min_gap`` frames join one segment; segments shorter than ``min_frames`` are
+    dropped. The classic end-point detector of isolated-word recognisers (threshold and
+    min_gap chosen on the digit-strings validation strings).
+    """
+    energy = np.asarray(log_mel_db, np.float64).mean(axis=1)
+    floor, peak = np.percentile(energy, 5), energy.max()
+    active = np.flatnonzero(energy > floor + threshold * (peak - floor))
+    if not active.size:
+        return []
+    breaks = np.flatnonzero(np.diff(active) > min_gap)
+    starts = np.concatenate([[active[0]], active[breaks + 1]])
+    stops = np.concatenate([active[breaks], [active[-1]]]) + 1
+    return [(int(a), int(b)) for a, b in zip(starts, stops) if b - a >= min_frames]
+
+
+def segment_and_classify(train_log_mels, train_labels, test_log_mels, num_classes, settings=None, seed=0):
+    """A standard pipeline for connected words: ``energy_segments`` cuts each utterance into words and
+    ``summary_logistic_regression`` names each one. Trained on the segments of the training utterances
+    whose segment count equals their label count (labelled in order). Returns a label array per test utterance."""
+    pieces, labels = [], []
+    for log_mel, words in zip(train_log_mels, train_labels):
+        segments = energy_segments(log_mel)
+        if len(segments) == len(words):
+            pieces += [log_mel[a:b] for a, b in segments]
+            labels += list(words)
+    test_segments = [energy_segments(log_mel) for log_mel in test_log_mels]
+    test_pieces = [log_mel[a:b] for log_mel, segments in zip(test_log_mels, test_segments) for a, b in segments]
+    if not pieces or not test_pieces:
+        return [np.zeros(0, np.int64) for _ in test_log_mels]
+    predicted = summary_logistic_regression(pieces, labels, test_pieces, num_classes, settings, seed=seed)
+    cuts = np.cumsum([len(segments) for segments in test_segments])[:-1]
+    return [part.astype(np.int64) for part in np.split(predicted, cuts)]

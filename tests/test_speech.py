@@ -302,3 +302,13 @@ def test_digit_strings_are_deterministic_and_drawn_from_their_own_split():
 def test_cuda_is_refused_naming_the_layer(make):
     with pytest.raises(RuntimeError, match=r"device='cuda' is not available for (SpeechClassifierModel|CTCModel)"):
         make()
+
+
+def test_energy_segments_find_the_loud_stretches():
+    db = np.full((100, 40), -60.0, np.float32)
+    db[10:30] = -20.0
+    db[34:40] = -25.0              # 4 quiet frames inside a word: joined (min_gap 10)
+    db[60:80] = -22.0
+    db[90:92] = -20.0              # a click of 2 frames: dropped (min_frames 5)
+    assert speech.energy_segments(db) == [(10, 40), (60, 80)]
+    assert speech.energy_segments(np.full((20, 40), -60.0)) == []
