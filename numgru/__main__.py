@@ -181,10 +181,7 @@ def cmd_train(args, out=None):
     if recipe.get("patience") is not None and recipe["patience"] < 1:
         recipe["patience"] = None
 
-    try:
-        os.makedirs(args.out, exist_ok=True)
-    except OSError as err:
-        raise CLIError(f"cannot create the output directory {args.out!r}: {err}") from None
+    _make_out_dir(args)
     try:
         model = GRUModel(task.input_size, recipe["hidden"], task.num_outputs, recipe["layers"], output=task.output,
                          dtype=args.dtype, device=args.device, seed=args.seed)
@@ -297,6 +294,26 @@ def _language_model_recipe(args, task):
     return recipe
 
 
+def _named_task(args, registry, sizes, seeded=True):
+    """Task ``args.task`` of ``registry``, built from --task-arg, the size flags named in ``sizes`` that were
+    given and (``seeded``) --seed; a task's own error becomes a CLIError naming it."""
+    kwargs = _parse_task_args(args.task_arg)
+    kwargs.update({name: getattr(args, name) for name in sizes if getattr(args, name) is not None})
+    if seeded:
+        kwargs.setdefault("seed", args.seed)
+    try:
+        return registry[args.task](**kwargs)
+    except (TypeError, ValueError) as err:
+        raise CLIError(f"task {args.task!r}: {err}") from None
+
+
+def _make_out_dir(args):
+    try:
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as err:
+        raise CLIError(f"cannot create the output directory {args.out!r}: {err}") from None
+
+
 def _train_language_model(args, out):
     """`train --task shakespeare`: a LanguageModel by truncated BPTT; saves it, its curve and a sample of it."""
     import shlex
@@ -307,17 +324,9 @@ def _train_language_model(args, out):
 
     if args.n_test is not None or args.patience is not None:
         raise CLIError(f"--{'n-test' if args.n_test is not None else 'patience'} does not apply to task {args.task!r}")
-    kwargs = _parse_task_args(args.task_arg)
-    kwargs.update({name: getattr(args, name) for name in ("n_train", "n_val") if getattr(args, name) is not None})
-    try:
-        task = tasks.TEXT_TASKS[args.task](**kwargs)
-    except (TypeError, ValueError) as err:
-        raise CLIError(f"task {args.task!r}: {err}") from None
+    task = _named_task(args, tasks.TEXT_TASKS, ("n_train", "n_val"), seeded=False)
     recipe = _language_model_recipe(args, task)
-    try:
-        os.makedirs(args.out, exist_ok=True)
-    except OSError as err:
-        raise CLIError(f"cannot create the output directory {args.out!r}: {err}") from None
+    _make_out_dir(args)
     vocab = text.Vocabulary.build([text.tokenize(task.train_text, task.tokenizer, task.lower)])
     try:
         model = LanguageModel(vocab, recipe["embedding_dim"], recipe["hidden"], recipe["layers"],
@@ -405,14 +414,7 @@ def _train_text_classifier(args, out):
     from .text_classifier import TextClassifierModel, tokenize_texts
 
     _reject_language_model_arguments(args, allowed=("embedding_dim",))
-    kwargs = _parse_task_args(args.task_arg)
-    kwargs.update({name: getattr(args, name) for name in ("n_train", "n_val", "n_test")
-                   if getattr(args, name) is not None})
-    kwargs.setdefault("seed", args.seed)
-    try:
-        task = tasks.TEXT_CLASSIFICATION_TASKS[args.task](**kwargs)
-    except (TypeError, ValueError) as err:
-        raise CLIError(f"task {args.task!r}: {err}") from None
+    task = _named_task(args, tasks.TEXT_CLASSIFICATION_TASKS, ("n_train", "n_val", "n_test"))
     for key in ("epochs", "hidden", "layers", "batch", "patience", "embedding_dim"):
         value = getattr(args, key)
         if value is not None and value < 1:
@@ -427,10 +429,7 @@ def _train_text_classifier(args, out):
                 for name, flag in (("epochs", "epochs"), ("lr", "lr"), ("batch_size", "batch"),
                                    ("patience", "patience"))}
     fit_args["clip_norm"] = args.clip or None                      # 0: no clipping
-    try:
-        os.makedirs(args.out, exist_ok=True)
-    except OSError as err:
-        raise CLIError(f"cannot create the output directory {args.out!r}: {err}") from None
+    _make_out_dir(args)
     vocab = text.Vocabulary.build(tokenize_texts("texts_train", task.texts_train, task.tokenizer, task.lower))
     try:
         model = TextClassifierModel(vocab, len(task.classes), tokenizer=task.tokenizer, lower=task.lower,
@@ -543,19 +542,9 @@ def _train_speech(args, out):
     from .training import fit
 
     _reject_language_model_arguments(args)
-    kwargs = _parse_task_args(args.task_arg)
-    kwargs.update({name: getattr(args, name) for name in ("n_train", "n_val", "n_test")
-                   if getattr(args, name) is not None})
-    kwargs.setdefault("seed", args.seed)
-    try:
-        task = tasks.SPEECH_TASKS[args.task](**kwargs)
-    except (TypeError, ValueError) as err:
-        raise CLIError(f"task {args.task!r}: {err}") from None
+    task = _named_task(args, tasks.SPEECH_TASKS, ("n_train", "n_val", "n_test"))
     recipe = _speech_recipe(args, task)
-    try:
-        os.makedirs(args.out, exist_ok=True)
-    except OSError as err:
-        raise CLIError(f"cannot create the output directory {args.out!r}: {err}") from None
+    _make_out_dir(args)
     front_args = {k: recipe[k] for k in ("kind", "n_mfcc", "deltas", "normalize", "stride") if k in recipe}
     if front_args["normalize"] == "global":
         front_args["mean"], front_args["std"] = speech.global_statistics(
