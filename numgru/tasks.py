@@ -582,7 +582,10 @@ def digits(test_speaker=None, seed=0, n_train=None, n_test=None):
     digit test (300), takes 5-49 train (2,700). A speaker's name instead
     (one of ``FSDD_SPEAKERS``): speaker-independent, the other five speakers'
     2,500 recordings train and that speaker's 500 test. 10 % of the training
-    recordings (under ``seed``) validate, for early stopping. n_train,
+    recordings (under ``seed``) validate, for early stopping. The recipe: a
+    bidirectional GRU of 128 units over 13 MFCCs + deltas (utterance-
+    normalised), max pooling (validation accuracy over three seeds 0.989
+    against mean pooling's 0.978), early stop after 4 epochs. n_train,
     n_test: keep only every k-th recording of a split, about n of them (small
     runs and tests; all digits and speakers stay in).
     """
@@ -604,7 +607,7 @@ def digits(test_speaker=None, seed=0, n_train=None, n_test=None):
     return SpeechTask("digits", description, pick(train), rec.digit[train], pick(val), rec.digit[val], pick(test),
                       rec.digit[test], classes=list(DIGITS), kind="classify", settings=rec.settings,
                       recipe=dict(kind="mfcc", n_mfcc=13, deltas=2, normalize="utterance", stride=1, hidden=128,
-                                  layers=1, pooling="mean", dropout=0.3, epochs=12, batch=32, lr=3e-3,
+                                  layers=1, pooling="max", dropout=0.3, epochs=12, batch=32, lr=3e-3,
                                   patience=4),
                       params=dict(test_speaker=test_speaker, seed=seed, n_train=n_train, n_test=n_test))
 
