@@ -639,7 +639,7 @@ def _report_classifier(model, task, x_test, len_test, recipe, out):
     print(f"test accuracy: {accuracy:.4f} ({int((pred == task.y_test).sum())}/{len(pred)})   logistic regression on "
           f"MFCC + deltas mean/std (same training recordings): {summary:.4f}   majority class: {majority:.4f}",
           file=out)
-    label = f"test accuracy {accuracy:.4f} (MFCC-statistics LR {summary:.4f}, majority {majority:.4f})"
+    label = f"test accuracy {accuracy:.4f}\n(MFCC-statistics LR {summary:.4f}, majority {majority:.4f})"
     return dict(test_accuracy=accuracy, summary_logistic_regression_accuracy=summary, majority_accuracy=majority,
                 plot=pred, label=label)
 
