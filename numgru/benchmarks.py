@@ -1468,7 +1468,7 @@ def run_feature_bench(seconds=FEATURE_SECONDS, reps=DEFAULT_REPS, threads=DEFAUL
 
 # ------------------------------------------------------------------ streaming recognition
 
-STREAM_SHAPE = dict(hidden=128, layers=2, stride=2, chunk_ms=100.0, seconds=10.0)
+STREAM_SHAPE = dict(hidden=128, layers=2, stride=3, chunk_ms=100.0, seconds=10.0)   # digit-strings streaming=True
 
 
 def speech_stream_model(hidden, layers, stride, seed=0):
