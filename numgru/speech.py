@@ -350,7 +350,8 @@ class CTCModel(_AcousticModel):
 
 
 def _split_targets(targets, mask):
-    """fit's padded targets (B, S) (-1 past each end) and frame mask (B, T) -> (targets, target_lengths, input_lengths)."""
+    """fit's padded targets (B, S) (-1 past each end) and frame mask (B, T)
+    -> (targets, target_lengths, input_lengths)."""
     if mask is None:
         raise ValueError("ctc_objective needs the frame mask: train with numgru.fit(..., lengths=lengths)")
     targets = np.asarray(targets)
