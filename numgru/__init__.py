@@ -40,6 +40,7 @@ from .functional import gru_backward, gru_forward
 from .grad_mode import no_grad
 from .gru import GRU, GRUCell
 from .linear import Linear
+from .attention import Attention
 from .embedding import Embedding
 from .models import GRUModel
 from .language_model import LanguageModel
@@ -52,7 +53,8 @@ from . import audio, ctc, losses, optim, speech, tasks, text
 from .training import History, evaluate, fit, predict
 from .serialization import ModelFileError, load, save
 
-__all__ = ["GRU", "GRUCell", "GRUStream", "gru_forward", "gru_backward", "no_grad", "Linear", "Embedding", "GRUModel",
+__all__ = ["GRU", "GRUCell", "GRUStream", "gru_forward", "gru_backward", "no_grad", "Linear", "Attention", "Embedding",
+           "GRUModel",
            "LanguageModel", "TextClassifierModel", "SpeechClassifierModel", "CTCModel", "SpeechStream",
            "audio", "ctc", "losses", "optim", "speech", "tasks", "text", "fit", "evaluate", "predict", "History", "save", "load",
            "ModelFileError", "from_torch", "to_torch", "from_keras", "to_keras", "export_onnx",

@@ -56,6 +56,7 @@ def _numgru_version():
 
 
 def _model_classes():
+    from .attention import Attention
     from .embedding import Embedding
     from .gru import GRU, GRUCell
     from .linear import Linear
@@ -63,7 +64,8 @@ def _model_classes():
     from .models import GRUModel
     from .text_classifier import TextClassifierModel
     from .speech import CTCModel, SpeechClassifierModel
-    return {"GRU": GRU, "GRUCell": GRUCell, "Linear": Linear, "Embedding": Embedding, "GRUModel": GRUModel,
+    return {"GRU": GRU, "GRUCell": GRUCell, "Linear": Linear, "Embedding": Embedding, "Attention": Attention,
+            "GRUModel": GRUModel,
             "LanguageModel": LanguageModel, "TextClassifierModel": TextClassifierModel,
             "SpeechClassifierModel": SpeechClassifierModel, "CTCModel": CTCModel}
 
