@@ -33,8 +33,8 @@ import numpy as np
 from . import validation
 
 __all__ = ["Task", "TASKS", "load", "pattern", "adding", "copy_memory", "mackey_glass", "sunspots", "waveforms",
-           "mackey_glass_series", "sunspots_series", "shakespeare_text", "sentiment_sentences", "TextTask",
-           "TEXT_TASKS", "shakespeare", "TextClassificationTask", "TEXT_CLASSIFICATION_TASKS", "sentiment",
+           "mackey_glass_series", "sunspots_series", "shakespeare_text", "sentiment_sentences", "tatoeba_pairs",
+           "TextTask", "TEXT_TASKS", "shakespeare", "TextClassificationTask", "TEXT_CLASSIFICATION_TASKS", "sentiment",
            "FSDD_SPEAKERS", "Recordings", "fsdd_recordings", "SpeechTask", "digits", "digit_strings", "SPEECH_TASKS"]
 
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
@@ -254,6 +254,20 @@ def sentiment_sentences():
     rows = [line.split("\t", 2) for line in lines[1:-1]]            # header first, a final line feed last
     sources, labels, sentences = zip(*rows)
     return list(sentences), np.array(labels, np.int64), list(sources)
+
+
+def tatoeba_pairs():
+    """Tatoeba's 5,000 English-French sentence pairs -> (english, french, attributions), lists of str.
+
+    In the published order (by the English sentence's length, then code points); 2,597
+    English sentences, several with more than one French translation. Each attribution
+    is the pair's CC-BY 2.0 (France) credit, "CC-BY 2.0 (France) Attribution: tatoeba.org
+    #<English id> (<author>) & #<French id> (<author>)", which the licence asks to keep
+    with the sentences. From numgru/data/ (see its README).
+    """
+    lines = _read_xz("tatoeba_eng_fra.tsv.xz").split("\n")
+    english, french, attributions = zip(*(line.split("\t") for line in lines[:-1]))   # a final line feed last
+    return list(english), list(french), list(attributions)
 
 
 def _forecast_task(name, description, series, window, horizon, fractions, recipe, params):
