@@ -41,6 +41,7 @@ from .grad_mode import no_grad
 from .gru import GRU, GRUCell
 from .linear import Linear
 from .attention import Attention
+from .seq2seq import Seq2Seq
 from .embedding import Embedding
 from .models import GRUModel
 from .language_model import LanguageModel
@@ -53,9 +54,8 @@ from . import audio, ctc, losses, optim, speech, tasks, text
 from .training import History, evaluate, fit, predict
 from .serialization import ModelFileError, load, save
 
-__all__ = ["GRU", "GRUCell", "GRUStream", "gru_forward", "gru_backward", "no_grad", "Linear", "Attention", "Embedding",
-           "GRUModel",
-           "LanguageModel", "TextClassifierModel", "SpeechClassifierModel", "CTCModel", "SpeechStream",
-           "audio", "ctc", "losses", "optim", "speech", "tasks", "text", "fit", "evaluate", "predict", "History", "save", "load",
-           "ModelFileError", "from_torch", "to_torch", "from_keras", "to_keras", "export_onnx",
-           "import_onnx", "import_onnx_operators", "__version__"]
+__all__ = ["GRU", "GRUCell", "GRUStream", "gru_forward", "gru_backward", "no_grad", "Linear", "Embedding", "GRUModel",
+           "LanguageModel", "TextClassifierModel", "SpeechClassifierModel", "CTCModel", "SpeechStream", "Attention",
+           "Seq2Seq", "audio", "ctc", "losses", "optim", "speech", "tasks", "text", "fit", "evaluate", "predict",
+           "History", "save", "load", "ModelFileError", "from_torch", "to_torch", "from_keras", "to_keras",
+           "export_onnx", "import_onnx", "import_onnx_operators", "__version__"]

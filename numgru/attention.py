@@ -162,4 +162,5 @@ class Attention(Module):
 
     def __repr__(self):
         size = f", attention_size={self.attention_size}" if self.attention_size else ""
-        return f"Attention({self.query_size}, {self.memory_size}, score='{self.score}'{size}, dtype='{self.dtype.name}')"
+        return (f"Attention({self.query_size}, {self.memory_size}, score='{self.score}'{size}, "
+                f"dtype='{self.dtype.name}')")

@@ -57,6 +57,7 @@ def _numgru_version():
 
 def _model_classes():
     from .attention import Attention
+    from .seq2seq import Seq2Seq
     from .embedding import Embedding
     from .gru import GRU, GRUCell
     from .linear import Linear
@@ -65,7 +66,7 @@ def _model_classes():
     from .text_classifier import TextClassifierModel
     from .speech import CTCModel, SpeechClassifierModel
     return {"GRU": GRU, "GRUCell": GRUCell, "Linear": Linear, "Embedding": Embedding, "Attention": Attention,
-            "GRUModel": GRUModel,
+            "Seq2Seq": Seq2Seq, "GRUModel": GRUModel,
             "LanguageModel": LanguageModel, "TextClassifierModel": TextClassifierModel,
             "SpeechClassifierModel": SpeechClassifierModel, "CTCModel": CTCModel}
 

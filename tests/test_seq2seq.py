@@ -1,0 +1,93 @@
+"""numgru.Seq2Seq: finite differences through the whole loss, padding, a copy task learnt exactly, greedy decoding."""
+import numpy as np
+import pytest
+
+import numgru
+
+BOS, EOS = 2, 3
+
+
+def _batch(rng, B, vocab, low=2, high=5):
+    """Random source sentences of symbols 4..vocab-1; targets are the same (a copy task) with <bos>/<eos>."""
+    lengths = rng.integers(low, high + 1, B)
+    source = np.zeros((B, high), np.int64)
+    target_in = np.zeros((B, high + 1), np.int64)
+    target_out = np.zeros((B, high + 1), np.int64)
+    for b, n in enumerate(lengths):
+        words = rng.integers(4, vocab, n)
+        source[b, :n] = words
+        target_in[b, :n + 1] = np.concatenate([[BOS], words])
+        target_out[b, :n + 1] = np.concatenate([words, [EOS]])
+    return source, lengths, target_in, target_out, lengths + 1
+
+
+def _loss(model, batch):
+    source, source_lengths, target_in, target_out, target_lengths = batch
+    logits = model(source, target_in, source_lengths, target_lengths)
+    return numgru.losses.cross_entropy(logits, target_out, lengths=target_lengths, batch_first=True)
+
+
+@pytest.mark.parametrize("attention", ["general", "additive", None])
+def test_gradient_of_the_whole_loss_matches_finite_differences(attention):
+    model = numgru.Seq2Seq(9, 8, embedding_dim=3, hidden_size=4, num_layers=2, attention=attention,
+                           dtype="float64", seed=0)
+    batch = _batch(np.random.default_rng(1), 3, 8)
+    model.zero_grad()
+    _, dlogits = _loss(model, batch)
+    model.backward(dlogits)
+    names = [n for n in model.parameters() if not n.endswith("bias_ih_l1")]
+    for name in names:
+        param = model.parameters()[name]
+        index = tuple(int(i) for i in np.unravel_index(min(5, param.size - 1), param.shape))
+        if name.endswith("embedding.weight"):
+            index = (5, 1)                                            # a row the batch uses, not <pad>
+        old = param[index]
+        values = []
+        for step in (1e-6, -1e-6):
+            param[index] = old + step
+            values.append(_loss(model, batch)[0])
+        param[index] = old
+        assert abs((values[0] - values[1]) / 2e-6 - model.grads[name][index]) <= 1e-8, name
+
+
+def test_padding_never_changes_the_logits():
+    model = numgru.Seq2Seq(9, 8, embedding_dim=3, hidden_size=4, seed=0).eval()
+    source, source_lengths, target_in, _, target_lengths = _batch(np.random.default_rng(2), 4, 8)
+    logits = model(source, target_in, source_lengths, target_lengths)
+    padded = source.copy()
+    for b, n in enumerate(source_lengths):
+        padded[b, n:] = 7
+    again = model(padded, target_in, source_lengths, target_lengths)
+    valid = np.arange(target_in.shape[1]) < target_lengths[:, None]
+    assert np.array_equal(again[valid], logits[valid])
+
+
+def test_a_copy_task_is_learnt_exactly_and_decoded_greedily(tmp_path):
+    rng = np.random.default_rng(0)
+    model = numgru.Seq2Seq(10, 10, embedding_dim=16, hidden_size=32, seed=0)
+    optimizer = numgru.optim.Adam([model], lr=0.01)
+    for _ in range(400):
+        batch = _batch(rng, 32, 10)
+        optimizer.zero_grad()
+        model.backward(_loss(model, batch)[1])
+        optimizer.step()
+    source, lengths, _, target_out, _ = _batch(np.random.default_rng(99), 50, 10)
+    decoded = model.greedy_decode(source, lengths, bos=BOS, eos=EOS, max_len=8)
+    exact = [np.array_equal(d, source[b, :lengths[b]]) for b, d in enumerate(decoded)]
+    assert all(exact), np.mean(exact)
+    again = numgru.load(numgru.save(tmp_path / "seq2seq.npz", model))
+    assert all(np.array_equal(a, b) for a, b in zip(again.greedy_decode(source, lengths, max_len=8), decoded))
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="attention must be one of"):
+        numgru.Seq2Seq(5, 5, attention="dot")
+    model = numgru.Seq2Seq(5, 5, embedding_dim=2, hidden_size=3, seed=0)
+    with pytest.raises(ValueError, match="source"):
+        model(np.zeros(3, np.int64), np.zeros((1, 2), np.int64))
+    with pytest.raises(ValueError, match="target_in"):
+        model(np.zeros((2, 3), np.int64), np.zeros((3, 2), np.int64))
+    with pytest.raises(ValueError, match="max_len"):
+        model.greedy_decode(np.zeros((1, 3), np.int64), max_len=0)
+    with pytest.raises(RuntimeError, match="cuda"):
+        numgru.Seq2Seq(5, 5, device="cuda")
