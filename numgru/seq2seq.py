@@ -164,6 +164,71 @@ class Seq2Seq(Module):
             self.train(was_training)
         return [row[:np.flatnonzero(row == eos)[0]] if (row == eos).any() else row[:max_len] for row in out]
 
+    def beam_search(self, source, source_lengths=None, beam_width=5, bos=2, eos=3, max_len=50, length_penalty=1.0):
+        """Beam search, batched over sentences: the ``beam_width`` likeliest prefixes of each sentence are
+        stepped together (one compiled GRU step for all sentences x beams per token, the state carried, never
+        the prefix re-run). A hypothesis ends at <eos>; the search ends when every sentence's beams have
+        ended or at ``max_len`` tokens. Ended hypotheses are ranked by log-probability / length **
+        ``length_penalty`` (0: raw log-probability; the length counts <eos>). Returns one int64 array of
+        target ids per sentence, as ``greedy_decode``.
+        """
+        beam_width = validation.check_positive_int("beam_width", beam_width)
+        max_len = validation.check_positive_int("max_len", max_len)
+        length_penalty = validation.check_real("length_penalty", length_penalty, low=0.0)
+        was_training = self.training
+        self.eval()
+        try:
+            with no_grad():
+                return self._beam_search(source, source_lengths, beam_width, bos, eos, max_len, length_penalty)
+        finally:
+            self.train(was_training)
+
+    def _beam_search(self, source, source_lengths, K, bos, eos, max_len, length_penalty):
+        memory, h0, source_lengths = self._encode(source, source_lengths)
+        B = memory.shape[0]
+        memory, source_lengths = np.repeat(memory, K, axis=0), np.repeat(source_lengths, K)       # row b*K + k
+        stream = GRUStream(self.decoder, batch_size=B * K, h0=np.repeat(h0, K, axis=1))
+        scores = np.full((B, K), -np.inf)
+        scores[:, 0] = 0.0                               # one live beam at first: the others copy it
+        tokens = np.full((B, K, max_len), eos, np.int64)
+        ended = np.zeros((B, K), bool)
+        lengths = np.zeros((B, K), np.int64)
+        last = np.full(B * K, bos, np.int64)
+        rows = np.arange(B)[:, None]
+        for t in range(max_len):
+            state = stream.step(np.ascontiguousarray(self.target_embedding(last)))
+            logits = self._readout(state, memory, source_lengths)[0].astype(np.float64)
+            log_probs = logits - logits.max(axis=-1, keepdims=True)
+            log_probs -= np.log(np.exp(log_probs).sum(axis=-1, keepdims=True))
+            log_probs = log_probs.reshape(B, K, -1)
+            # An ended hypothesis stays as it is: one continuation (eos) at no cost.
+            log_probs[ended] = -np.inf
+            log_probs[ended, eos] = 0.0
+            V = log_probs.shape[-1]
+            candidates = (scores[:, :, None] + log_probs).reshape(B, K * V)
+            best = np.argsort(-candidates, axis=1, kind="stable")[:, :K]
+            beam, token = best // V, best % V
+            scores = candidates[rows, best]
+            was_ended = ended[rows, beam]
+            tokens = tokens[rows, beam]
+            lengths = lengths[rows, beam] + ~was_ended
+            tokens[:, :, t] = np.where(was_ended, eos, token)
+            ended = was_ended | (token == eos)
+            stream.state = stream.state.reshape(-1, B, K, self.hidden_size)[:, rows, beam].reshape(-1, B * K,
+                                                                                                    self.hidden_size)
+            last = tokens[:, :, t].reshape(-1)
+            if ended.all():
+                break
+        ranked = np.where(ended, scores / np.maximum(lengths, 1) ** length_penalty, -np.inf)
+        ranked = np.where(ended.any(axis=1, keepdims=True), ranked, scores)   # nothing ended: the likeliest prefix
+        choice = ranked.argmax(axis=1)
+        out = []
+        for b in range(B):
+            row = tokens[b, choice[b]]
+            stop = np.flatnonzero(row == eos)
+            out.append(row[:stop[0]] if stop.size else row)
+        return out
+
     def config(self):
         """The constructor arguments that rebuild this model (used by ``numgru.save``)."""
         return dict(source_vocab_size=self.source_embedding.num_embeddings,

@@ -91,3 +91,43 @@ def test_bad_input():
         model.greedy_decode(np.zeros((1, 3), np.int64), max_len=0)
     with pytest.raises(RuntimeError, match="cuda"):
         numgru.Seq2Seq(5, 5, device="cuda")
+
+
+def _sequence_log_prob(model, source, source_length, tokens, eos=EOS):
+    """log p(tokens + <eos> | source) by teacher forcing."""
+    target_in = np.array([[BOS, *tokens]])
+    target_out = np.array([[*tokens, eos]])
+    with numgru.no_grad():
+        logits = model(source[None], target_in, [source_length], [len(tokens) + 1]).astype(np.float64)[0]
+    log_probs = logits - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True)) \
+        - logits.max(-1, keepdims=True)
+    return float(log_probs[np.arange(len(target_out[0])), target_out[0]].sum())
+
+
+def test_beam_search_finds_the_best_sequence_of_an_exhaustive_search():
+    import itertools
+    model = numgru.Seq2Seq(7, 6, embedding_dim=4, hidden_size=5, dtype="float64", seed=4).eval()
+    source = np.array([[4, 5, 6], [6, 4, 0]])
+    lengths = np.array([3, 2])
+    # Every target of at most 2 words over {0, 1, 4, 5} and <eos> (ids 2 = <bos> and 3 = <eos> excluded inside).
+    words = [0, 1, 4, 5]
+    candidates = [list(c) for n in range(3) for c in itertools.product(words, repeat=n)]
+    for b in range(2):
+        scored = {tuple(c): _sequence_log_prob(model, source[b], lengths[b], c) for c in candidates}
+        # A huge beam on max_len 3 keeps every prefix: beam search is then exhaustive over lengths <= 2 + <eos>.
+        found = model.beam_search(source[b:b + 1], lengths[b:b + 1], beam_width=216, max_len=3, length_penalty=0.0)[0]
+        best_found = _sequence_log_prob(model, source[b], lengths[b], list(found))
+        assert best_found >= max(scored.values()) - 1e-9
+
+
+def test_beam_width_one_equals_greedy_and_beams_are_batched():
+    model = numgru.Seq2Seq(9, 8, embedding_dim=3, hidden_size=6, seed=3)
+    source, lengths, *_ = _batch(np.random.default_rng(5), 6, 8)
+    greedy = model.greedy_decode(source, lengths, max_len=7)
+    beam = model.beam_search(source, lengths, beam_width=1, max_len=7)
+    assert all(np.array_equal(g, b) for g, b in zip(greedy, beam))
+    wide = model.beam_search(source, lengths, beam_width=4, max_len=7)
+    alone = [model.beam_search(source[b:b + 1], lengths[b:b + 1], beam_width=4, max_len=7)[0] for b in range(6)]
+    assert all(np.array_equal(w, a) for w, a in zip(wide, alone))
+    with pytest.raises(ValueError, match="beam_width"):
+        model.beam_search(source, lengths, beam_width=0)
