@@ -155,6 +155,22 @@ def _raw_inputs(task, count=16):
     return x.astype(np.float32)
 
 
+def _print_model(model, out):
+    n_params = sum(p.size for p in model.parameters().values())
+    print(f"model: {model!r}, {n_params} parameters, on {model.device}", file=out)
+
+
+def _compile_kernels(model, out, forward, gradient=np.zeros_like):
+    """One forward and backward of training's shapes before training (Numba compiles on first calls, which
+    would otherwise sit inside the first epoch's timing); prints how long it took; returns its start time."""
+    start = time.perf_counter()
+    print("compiling the kernels (first call in a process) ...", end=" ", flush=True, file=out)
+    model.backward(gradient(forward()))
+    model.zero_grad()
+    print(f"done in {time.perf_counter() - start:.1f} s", file=out, flush=True)
+    return start
+
+
 def cmd_train(args, out=None):
     out = sys.stdout if out is None else out
     if args.task in _TRAINERS:
@@ -192,17 +208,12 @@ def cmd_train(args, out=None):
     lengths_note = " (variable lengths)" if task.lengths_train is not None else ""
     print(f"data: {len(task.x_train)} train / {len(task.x_val)} validation / {len(task.x_test)} test sequences, "
           f"x {task.x_train.shape[1:]}{lengths_note}, {task.kind}", file=out)
-    n_params = sum(p.size for p in model.parameters().values())
-    print(f"model: {model!r}, {n_params} parameters, on {model.device}", file=out)
+    _print_model(model, out)
     print(f"training: Adam lr={recipe['lr']:g}, batch {recipe['batch']}, up to {recipe['epochs']} epochs, "
           f"clip {clip}, patience {recipe.get('patience')}, seed {args.seed}", file=out)
 
-    start = time.perf_counter()
-    print("compiling the kernels (first call in a process) ...", end=" ", flush=True, file=out)
-    warm = model(task.x_train[:2], **({} if task.lengths_train is None else {"lengths": task.lengths_train[:2]}))
-    model.backward(np.zeros_like(warm))
-    model.zero_grad()
-    print(f"done in {time.perf_counter() - start:.1f} s", file=out, flush=True)
+    start = _compile_kernels(model, out, lambda: model(
+        task.x_train[:2], **({} if task.lengths_train is None else {"lengths": task.lengths_train[:2]})))
     train_start = time.perf_counter()
 
     history = fit(model, task.x_train, task.y_train, loss=task.loss, optimizer=Adam([model], lr=recipe["lr"]),
@@ -338,21 +349,16 @@ def _train_language_model(args, out):
     print(f"numgru {__version__} | task: {task.description}", file=out)
     print(f"data: {len(task.train_text)} training / {len(task.val_text)} validation characters, "
           f"vocabulary of {len(vocab)} tokens ({task.tokenizer}-level, specials included)", file=out)
-    n_params = sum(p.size for p in model.parameters().values())
-    print(f"model: {model!r}, {n_params} parameters, on {model.device}", file=out)
+    _print_model(model, out)
     limit = "none" if recipe["time_limit"] is None else f"{recipe['time_limit']:g} s"
     print(f"training: truncated BPTT, {recipe['batch']} streams x {recipe['bptt']} steps a window, Adam "
           f"lr={recipe['lr']:g} -> {recipe['lr_end']:g}, clip {recipe['clip']}, epochs "
           f"{recipe['epochs'] or 'unlimited'}, time limit {limit}, seed {args.seed}", file=out)
 
-    start = time.perf_counter()
-    print("compiling the kernels (first call in a process) ...", end=" ", flush=True, file=out)
     warm = model.encode(task.train_text[:recipe["batch"] * recipe["bptt"]])
     # a window of the shape training uses (the text repeated if short), so its kernels are the ones compiled
-    logits, _ = model(np.resize(warm, (recipe["batch"], max(1, min(recipe["bptt"], len(warm) // recipe["batch"])))))
-    model.backward(np.zeros_like(logits))
-    model.zero_grad()
-    print(f"done in {time.perf_counter() - start:.1f} s", file=out, flush=True)
+    window = np.resize(warm, (recipe["batch"], max(1, min(recipe["bptt"], len(warm) // recipe["batch"]))))
+    start = _compile_kernels(model, out, lambda: model(window)[0])
     try:
         history = model.fit(task.train_text, task.val_text, batch_size=recipe["batch"], bptt=recipe["bptt"],
                             epochs=recipe["epochs"], lr=recipe["lr"], lr_end=recipe["lr_end"], clip_norm=recipe["clip"],
@@ -441,18 +447,12 @@ def _train_text_classifier(args, out):
     print(f"data: {len(task.texts_train)} train / {len(task.texts_val)} validation / {len(task.texts_test)} test "
           f"texts, vocabulary of {len(vocab)} tokens ({task.tokenizer}-level, from the training texts, specials "
           f"included; unseen tokens read as <unk>)", file=out)
-    n_params = sum(p.size for p in model.parameters().values())
-    print(f"model: {model!r}, {n_params} parameters, on {model.device}", file=out)
+    _print_model(model, out)
     print(f"training: Adam lr={fit_args['lr']:g}, batch {fit_args['batch_size']}, up to {fit_args['epochs']} epochs, "
           f"clip {fit_args['clip_norm']}, early stop after {fit_args['patience']} epochs without a lower validation "
           f"loss, seed {args.seed}", file=out)
 
-    start = time.perf_counter()
-    print("compiling the kernels (first call in a process) ...", end=" ", flush=True, file=out)
-    logits = model(*model.encode(task.texts_train[:2]))
-    model.backward(np.zeros_like(logits))
-    model.zero_grad()
-    print(f"done in {time.perf_counter() - start:.1f} s", file=out, flush=True)
+    start = _compile_kernels(model, out, lambda: model(*model.encode(task.texts_train[:2])))
     history = model.fit(task.texts_train, task.y_train, validation_data=(task.texts_val, task.y_val), seed=args.seed,
                         progress=not args.quiet, desc=task.name, **fit_args)
     pred = model.predict_logits(*model.encode(task.texts_test)).argmax(axis=1)
@@ -576,19 +576,14 @@ def _train_speech(args, out):
              f"{front['normalize']} normalisation, {front['stride']} frame(s) a step"
     print(f"data: {len(x_train)} train / {len(x_val)} validation / {len(x_test)} test utterances, {frames}: "
           f"{front['size']} features a step, {int(len_train.mean())} steps on average", file=out)
-    n_params = sum(p.size for p in model.parameters().values())
-    print(f"model: {model!r}, {n_params} parameters, on {model.device}", file=out)
+    _print_model(model, out)
     print(f"training: Adam lr={recipe['lr']:g}, batch {recipe['batch']}, up to {recipe['epochs']} epochs, clip "
           f"{recipe['clip']}, early stop after {recipe['patience']} epochs without a better validation "
           f"{'label error rate' if ctc_task else 'accuracy'}, seed {args.seed}", file=out)
 
-    start = time.perf_counter()
-    print("compiling the kernels (first call in a process) ...", end=" ", flush=True, file=out)
-    warm = model(x_train[:2], lengths=len_train[:2])
-    model.backward(loss(warm, y_train[:2], mask=np.arange(x_train.shape[1]) < len_train[:2, None])[1]
-                   if ctc_task else np.zeros_like(warm))
-    model.zero_grad()
-    print(f"done in {time.perf_counter() - start:.1f} s", file=out, flush=True)
+    warm_mask = np.arange(x_train.shape[1]) < len_train[:2, None]
+    start = _compile_kernels(model, out, lambda: model(x_train[:2], lengths=len_train[:2]),
+                             (lambda warm: loss(warm, y_train[:2], mask=warm_mask)[1]) if ctc_task else np.zeros_like)
     history = fit(model, x_train, y_train, loss=loss, lr=recipe["lr"], epochs=recipe["epochs"],
                   batch_size=recipe["batch"], lengths=len_train, validation_data=(x_val, y_val, len_val),
                   metric=metric, mode=mode, patience=recipe["patience"], clip_norm=recipe["clip"], seed=args.seed,

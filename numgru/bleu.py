@@ -106,18 +106,8 @@ def _ngrams(tokens):
     return Counter(tuple(tokens[i:i + n]) for n in range(1, MAX_ORDER + 1) for i in range(len(tokens) - n + 1))
 
 
-def _strings(name, value):
-    """A list of str (any iterable that is not itself a str) -> list."""
-    if isinstance(value, str):
-        raise TypeError(f"{name} must be a list of str, got a str (wrap a single sentence in a list)")
-    try:
-        value = list(value)
-    except TypeError:
-        raise TypeError(f"{name} must be a list of str, got {type(value).__name__}") from None
-    for i, s in enumerate(value):
-        if not isinstance(s, str):
-            raise TypeError(f"{name}[{i}] must be a str, got {type(s).__name__} {s!r}")
-    return value
+def _str_list(name, value):
+    return validation.check_str_list(name, value, hint=" (wrap a single sentence in a list)")
 
 
 def _check_options(tokenize, lowercase):
@@ -172,7 +162,7 @@ def _score(stats, effective_order):
 
 def _reference_list(name, refs):
     """One reference (a str) or several (a non-empty list of str) -> a list of str."""
-    refs = [refs] if isinstance(refs, str) else _strings(name, refs)
+    refs = [refs] if isinstance(refs, str) else _str_list(name, refs)
     if not refs:
         raise ValueError(f"{name} is empty: a hypothesis needs at least one reference")
     return refs
@@ -202,7 +192,7 @@ def corpus_bleu(hypotheses, references, tokenize="13a", lowercase=False):
     lower-cases hypotheses and references first. Equals
     ``sacrebleu.corpus_bleu(hypotheses, streams, tokenize=tokenize, lowercase=lowercase)``.
     """
-    hypotheses = _strings("hypotheses", hypotheses)
+    hypotheses = _str_list("hypotheses", hypotheses)
     if not hypotheses:
         raise ValueError("hypotheses is empty: BLEU needs at least one sentence")
     references = _references(references, len(hypotheses))

@@ -158,12 +158,19 @@ class _AcousticModel(Module):
         return audio.features(paths, self.front["settings"], resample=resample, mix=mix,
                               **_transform_options(self.front))
 
-    def _eval(self, fn, *args):
+    def _predict(self, x, lengths, batch_size):
+        """``forward`` in eval mode, ``batch_size`` utterances at a time, the results concatenated."""
+        batch_size = validation.check_positive_int("batch_size", batch_size)
+        x = validation.as_float_array("x", x, self.dtype)
+        if x.ndim != 3:
+            raise ValueError(f"x must be (B, T, {self.input_size}) frames, got shape {x.shape}")
+        lengths = validation.check_lengths(lengths, x.shape[0], x.shape[1])
         was_training = self.training
         self.eval()
         try:
             with no_grad(), one_blas_thread():
-                return fn(*args)
+                return np.concatenate([self.forward(x[i:i + batch_size], lengths[i:i + batch_size])
+                                       for i in range(0, len(x), batch_size)])
         finally:
             self.train(was_training)
 
@@ -239,12 +246,7 @@ class SpeechClassifierModel(_AcousticModel):
 
     def predict_logits(self, x, lengths=None, batch_size=256):
         """Logits (B, C) in eval mode, ``batch_size`` utterances at a time."""
-        batch_size = validation.check_positive_int("batch_size", batch_size)
-        x = validation.as_float_array("x", x, self.dtype)
-        lengths = validation.check_lengths(lengths, x.shape[0], x.shape[1]) if x.ndim == 3 else lengths
-        return self._eval(lambda: np.concatenate([
-            self.forward(x[i:i + batch_size], lengths[i:i + batch_size])
-            for i in range(0, len(x), batch_size)]))
+        return self._predict(x, lengths, batch_size)
 
     def predict_labels(self, x, lengths=None):
         """The most probable class of each utterance: ``classes`` entries (or ints 0..C-1 without them)."""
@@ -316,11 +318,7 @@ class CTCModel(_AcousticModel):
 
     def predict_log_probs(self, x, lengths=None, batch_size=256):
         """Log-probabilities (B, T, C) in eval mode, ``batch_size`` utterances at a time."""
-        batch_size = validation.check_positive_int("batch_size", batch_size)
-        x = validation.as_float_array("x", x, self.dtype)
-        return self._eval(lambda: np.concatenate([
-            self.forward(x[i:i + batch_size], None if lengths is None else np.asarray(lengths)[i:i + batch_size])
-            for i in range(0, len(x), batch_size)]))
+        return self._predict(x, lengths, batch_size)
 
     def decode(self, x, lengths=None, beam_width=None):
         """Label sequences heard in each utterance: greedy (best path), or prefix beam search of ``beam_width``."""
@@ -336,9 +334,9 @@ class CTCModel(_AcousticModel):
         """Files -> the label sequence heard in each (a list of lists)."""
         return self.decode(*self.features(paths, **read_options), beam_width=beam_width)
 
-    def stream(self, batch_size=1):
+    def stream(self):
         """A ``SpeechStream`` that recognises audio fed to it chunk by chunk (unidirectional models only)."""
-        return SpeechStream(self, batch_size)
+        return SpeechStream(self)
 
     def config(self):
         """The constructor arguments that rebuild this model (used by ``numgru.save``), JSON-able."""
@@ -393,18 +391,16 @@ class SpeechStream:
     heard. The frame outputs are those of the whole utterance in one call to
     rounding, and the labels the same as ``model.decode``'s greedy ones;
     ``finish()`` runs the last, zero-padded stack of frames (stride > 1)
-    and resets the stream for the next utterance. One stream (batch_size 1).
+    and resets the stream for the next utterance. One stream at a time.
     """
 
-    def __init__(self, model, batch_size=1):
+    def __init__(self, model):
         if not isinstance(model, CTCModel):
             raise TypeError(f"model must be a numgru.CTCModel, got {type(model).__name__}")
         front = model.front
         if front["normalize"] == "utterance" or front["deltas"]:
             raise ValueError("model's front end looks ahead (normalize='utterance' or deltas > 0), so it cannot "
                              "stream: train it with normalize='global' (or 'none') and deltas=0")
-        if batch_size != 1:
-            raise ValueError(f"SpeechStream runs one stream, batch_size=1, got {batch_size}")
         self.model = model
         self.front = front
         self._extractor = audio.StreamingLogMel(**front["settings"])

@@ -170,15 +170,9 @@ class Vocabulary:
 
 def _check_tokens(name, tokens):
     """A list of non-empty str tokens (any iterable that is not itself a str) -> list."""
-    if isinstance(tokens, str):
-        raise TypeError(f"{name} must be a list of str tokens, got a str (tokenize it first: text.tokenize(s, kind))")
-    try:
-        tokens = list(tokens)
-    except TypeError:
-        raise TypeError(f"{name} must be a list of str tokens, got {type(tokens).__name__}") from None
+    tokens = validation.check_str_list(name, tokens, "str tokens", "str token",
+                                       " (tokenize it first: text.tokenize(s, kind))")
     for i, token in enumerate(tokens):
-        if not isinstance(token, str):
-            raise TypeError(f"{name}[{i}] must be a str token, got {type(token).__name__} {token!r}")
         if not token:
             raise ValueError(f"{name}[{i}] is an empty string: a token has at least one character")
     return tokens

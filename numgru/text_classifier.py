@@ -81,15 +81,9 @@ def _check_texts(name, texts):
                         f"wrap it in a list")
     if isinstance(texts, np.ndarray) and texts.ndim != 1:
         raise ValueError(f"{name} must be 1-D (one text per entry), got an array of shape {texts.shape}")
-    try:
-        texts = list(texts)
-    except TypeError:
-        raise TypeError(f"{name} must be a list of str, got {type(texts).__name__}") from None
+    texts = validation.check_str_list(name, texts)
     if not texts:
         raise ValueError(f"{name} must hold at least one text, got none")
-    for i, s in enumerate(texts):
-        if not isinstance(s, str):
-            raise TypeError(f"{name}[{i}] must be a str, got {type(s).__name__} {s!r}")
     return texts
 
 

@@ -289,6 +289,24 @@ def check_integer(name, value):
     return int(value)
 
 
+def check_str_list(name, value, items="str", item="str", hint=""):
+    """A list of str (any iterable that is not itself a str) -> list; errors name the argument or the entry.
+
+    items, item: what the message calls the list's entries and one entry ("str tokens", "str token");
+    hint: appended to the message for a single str given where a list is expected.
+    """
+    if isinstance(value, str):
+        raise TypeError(f"{name} must be a list of {items}, got a str{hint}")
+    try:
+        value = list(value)
+    except TypeError:
+        raise TypeError(f"{name} must be a list of {items}, got {type(value).__name__}") from None
+    for i, entry in enumerate(value):
+        if not isinstance(entry, str):
+            raise TypeError(f"{name}[{i}] must be a {item}, got {type(entry).__name__} {entry!r}")
+    return value
+
+
 def check_text(name, value):
     """A non-empty str (what a tokeniser reads) -> the str."""
     if not isinstance(value, str):
