@@ -188,60 +188,119 @@ def fit(model, x, y, *, loss="mse", optimizer=None, lr=1e-3, epochs=10, batch_si
     seed: the shuffling generator's seed. progress: show a tqdm bar (samples/s,
     ETA, loss, validation metric).
     """
-    loss_fn = losses.get(loss)
-    loss_name = loss if isinstance(loss, str) else getattr(loss, "__name__", "loss")
-    epochs = validation.check_positive_int("epochs", epochs)
-    batch_size = validation.check_positive_int("batch_size", batch_size)
-    if patience is not None:
-        patience = validation.check_positive_int("patience", patience)
-    min_delta = validation.check_real("min_delta", min_delta, low=0.0)
-    if clip_norm is not None:
-        clip_norm = validation.check_real("clip_norm", clip_norm, low=0.0, low_open=True)
-    x = validation.as_float_array("x", x, model.dtype)
-    if x.ndim != 3:
-        raise ValueError(f"x must be (N, T, input_size): N sequences, batch-first, got shape {x.shape}")
-    N = x.shape[0]
-    y = validation.check_samples("y", y, N, "targets")
-    if y.dtype.kind == "f":
-        y = y.astype(model.dtype, copy=False)
-    if lengths is not None:
-        lengths = validation.check_lengths(lengths, N, x.shape[1])
-    x_val = y_val = lengths_val = None
-    if validation_data is not None:
-        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-            raise TypeError("validation_data must be (x_val, y_val) or (x_val, y_val, lengths_val)")
-        x_val = validation.as_float_array("validation_data[0] (x_val)", validation_data[0], model.dtype)
-        y_val = validation.check_samples("validation_data[1] (y_val)", validation_data[1], len(x_val), "targets")
-        if len(validation_data) == 3 and validation_data[2] is not None:
-            lengths_val = validation.check_lengths(validation_data[2], len(x_val), x_val.shape[1])
-    metric_name, metric_fn, mode = _resolve_metric(metric, loss_name, mode)
-    if validation_data is None:
-        metric_name, metric_fn, mode = f"train_{loss_name}", None, "min"
+    run = _FitArguments(model, x, y, loss=loss, epochs=epochs, batch_size=batch_size, lengths=lengths,
+                        validation_data=validation_data, metric=metric, mode=mode, patience=patience,
+                        min_delta=min_delta, clip_norm=clip_norm)
+    x, y, lengths = run.x, run.y, run.lengths
     if optimizer is None:
         optimizer = Adam([model], lr=lr)
 
-    rng = np.random.default_rng(seed)
-    history = History(metric_name, mode)
-    bar = _progress_bar(epochs * N, desc, progress)
+    def train_batch(epoch, start, idx):
+        lb = None if lengths is None else lengths[idx]
+        optimizer.zero_grad()
+        value, dpred, _ = _batch_loss(model, run.loss_fn, x[idx], y[idx], lb)
+        _check_loss(value, epoch, start, len(idx))
+        model.backward(dpred)
+        if run.clip_norm is not None:
+            clip_grad_norm([model], run.clip_norm)
+        optimizer.step()
+        return value
+
+    state = _EpochState(np.random.default_rng(seed), History(run.metric_name, run.mode))
+    return _train_epochs(model, run, state, train_batch, shuffle=shuffle, restore_best=restore_best,
+                         progress=progress, desc=desc)
+
+
+class _FitArguments:
+    """``fit``'s arguments, checked: what the epochs of any training loop (one process or many) run on.
+
+    x, y and lengths are left as given when ``check_data=False`` (arrays held
+    elsewhere, whose checks the caller makes); N is then ``len(x)``.
+    """
+
+    def __init__(self, model, x, y, *, loss, epochs, batch_size, lengths, validation_data, metric, mode,
+                 patience, min_delta, clip_norm, check_data=True):
+        self.loss_fn = losses.get(loss)
+        self.loss_name = loss if isinstance(loss, str) else getattr(loss, "__name__", "loss")
+        self.epochs = validation.check_positive_int("epochs", epochs)
+        self.batch_size = validation.check_positive_int("batch_size", batch_size)
+        self.patience = None if patience is None else validation.check_positive_int("patience", patience)
+        self.min_delta = validation.check_real("min_delta", min_delta, low=0.0)
+        self.clip_norm = None if clip_norm is None else validation.check_real("clip_norm", clip_norm, low=0.0,
+                                                                             low_open=True)
+        if check_data:
+            x, y, lengths = _check_training_data(model, x, y, lengths)
+        self.x, self.y, self.lengths, self.N = x, y, lengths, len(x)
+        self.x_val = self.y_val = self.lengths_val = None
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+                raise TypeError("validation_data must be (x_val, y_val) or (x_val, y_val, lengths_val)")
+            self.x_val = validation.as_float_array("validation_data[0] (x_val)", validation_data[0], model.dtype)
+            self.y_val = validation.check_samples("validation_data[1] (y_val)", validation_data[1], len(self.x_val),
+                                                  "targets")
+            if len(validation_data) == 3 and validation_data[2] is not None:
+                self.lengths_val = validation.check_lengths(validation_data[2], len(self.x_val), self.x_val.shape[1])
+        self.metric_name, self.metric_fn, self.mode = _resolve_metric(metric, self.loss_name, mode)
+        if validation_data is None:
+            self.metric_name, self.metric_fn, self.mode = f"train_{self.loss_name}", None, "min"
+
+
+def _check_training_data(model, x, y, lengths):
+    """x (N, T, input_size) in the model's dtype, y with N targets (floats cast to it), lengths (N,) or None."""
+    x = validation.as_float_array("x", x, model.dtype)
+    if x.ndim != 3:
+        raise ValueError(f"x must be (N, T, input_size): N sequences, batch-first, got shape {x.shape}")
+    y = validation.check_samples("y", y, x.shape[0], "targets")
+    if y.dtype.kind == "f":
+        y = y.astype(model.dtype, copy=False)
+    if lengths is not None:
+        lengths = validation.check_lengths(lengths, x.shape[0], x.shape[1])
+    return x, y, lengths
+
+
+def _batch_loss(model, loss_fn, xb, yb, lb):
+    """Forward and loss of one batch: (loss, its gradient with respect to the prediction, sequence mask or None)."""
+    pred = _forward(model, xb, lb)
+    mask = _sequence_mask(model, pred, lb)
+    value, dpred = _call_loss(loss_fn, pred, yb, mask)
+    return value, dpred, mask
+
+
+def _check_loss(value, epoch, start, n):
+    if not math.isfinite(value):
+        raise FloatingPointError(f"training diverged: the loss is {value} at epoch {epoch}, samples "
+                                 f"{start}..{start + n}; lower the learning rate or pass clip_norm")
+
+
+class _EpochState:
+    """What an epoch boundary leaves behind: the shuffling generator, the history, the best weights so far and
+    the epochs waited since; a checkpoint saves it and a resumed run continues from it."""
+
+    def __init__(self, rng, history, best_state=None, waited=0):
+        self.rng, self.history, self.best_state, self.waited = rng, history, best_state, waited
+
+    @property
+    def epoch(self):
+        """The last epoch done (0 before the first)."""
+        return self.history.epochs[-1] if self.history.epochs else 0
+
+
+def _train_epochs(model, run, state, train_batch, *, shuffle, restore_best, progress, desc, after_epoch=None):
+    """The epochs from ``state.epoch + 1`` on: ``train_batch(epoch, start, idx) -> loss`` trains one batch of
+    the shuffled order; validation, early stop and the best weights as ``fit`` documents them.
+    ``after_epoch(state)`` runs at the end of every epoch (a checkpoint). Returns the history."""
+    N, epochs, history = run.N, run.epochs, state.history
+    first = epochs + 1 if history.stopped_early else state.epoch + 1
+    bar = _progress_bar(max(epochs - first + 1, 0) * N, desc, progress)
 
     def train_epoch(epoch):
         """One pass over the shuffled training data; returns the mean loss (weighted by batch size)."""
         model.train()
-        order = rng.permutation(N) if shuffle else np.arange(N)
+        order = state.rng.permutation(N) if shuffle else np.arange(N)
         total = 0.0
-        for start in range(0, N, batch_size):
-            idx = order[start:start + batch_size]
-            lb = None if lengths is None else lengths[idx]
-            optimizer.zero_grad()
-            pred = _forward(model, x[idx], lb)
-            value, dpred = _call_loss(loss_fn, pred, y[idx], _sequence_mask(model, pred, lb))
-            if not math.isfinite(value):
-                raise FloatingPointError(f"training diverged: the loss is {value} at epoch {epoch}, samples "
-                                         f"{start}..{start + len(idx)}; lower the learning rate or pass clip_norm")
-            model.backward(dpred)
-            if clip_norm is not None:
-                clip_grad_norm([model], clip_norm)
-            optimizer.step()
+        for start in range(0, N, run.batch_size):
+            idx = order[start:start + run.batch_size]
+            value = train_batch(epoch, start, idx)
             total += value * len(idx)
             if bar is not None:
                 bar.update(len(idx))
@@ -249,19 +308,18 @@ def fit(model, x, y, *, loss="mse", optimizer=None, lr=1e-3, epochs=10, batch_si
                                     refresh=False)
         return total / N
 
-    best_state, waited = None, 0
     try:
         # One BLAS thread for the whole run: NumPy's own products between kernels would otherwise wake
         # BLAS worker threads that spin against Numba's threads on the same cores.
         with one_blas_thread():
-            for epoch in range(1, epochs + 1):
+            for epoch in range(first, epochs + 1):
                 start_time = time.perf_counter()
                 epoch_loss = train_epoch(epoch)
                 train_seconds = time.perf_counter() - start_time
-                if x_val is not None:
-                    val_loss, val_metric = evaluate(model, x_val, y_val, loss=loss_fn, metric=metric_fn,
-                                                    lengths=lengths_val)
-                    monitored = val_loss if metric_fn is None else val_metric
+                if run.x_val is not None:
+                    val_loss, val_metric = evaluate(model, run.x_val, run.y_val, loss=run.loss_fn,
+                                                    metric=run.metric_fn, lengths=run.lengths_val)
+                    monitored = val_loss if run.metric_fn is None else val_metric
                 else:
                     val_loss, monitored = None, epoch_loss
                 history.epochs.append(epoch)
@@ -271,25 +329,28 @@ def fit(model, x, y, *, loss="mse", optimizer=None, lr=1e-3, epochs=10, batch_si
                 history.seconds.append(time.perf_counter() - start_time)
                 history.samples_per_s.append(N / train_seconds if train_seconds > 0 else float("inf"))
                 best = history.best_metric
-                if best is None or (monitored < best - min_delta if mode == "min" else monitored > best + min_delta):
+                if best is None or (monitored < best - run.min_delta if run.mode == "min"
+                                    else monitored > best + run.min_delta):
                     history.best_metric, history.best_epoch = monitored, epoch
-                    waited = 0
+                    state.waited = 0
                     if restore_best:
-                        best_state = model.state_dict()
+                        state.best_state = model.state_dict()
                 else:
-                    waited += 1
+                    state.waited += 1
                 if bar is not None:
                     bar.set_postfix_str(f"epoch {epoch}/{epochs} loss {epoch_loss:.4g}" + _last_metric(history))
-                if patience is not None and waited >= patience and epoch < epochs:
-                    history.stopped_early = True
+                history.stopped_early = run.patience is not None and state.waited >= run.patience and epoch < epochs
+                if after_epoch is not None:
+                    after_epoch(state)
+                if history.stopped_early:
                     break
     finally:
         if bar is not None:
             bar.close()
         if hasattr(model, "drop_cache"):
             model.drop_cache()          # the last batch's cache is of no use after training
-    if restore_best and best_state is not None and history.best_epoch != history.epochs[-1]:
-        model.load_state_dict(best_state)
+    if restore_best and state.best_state is not None and history.best_epoch != history.epochs[-1]:
+        model.load_state_dict(state.best_state)
         history.restored_best = True
     return history
 
