@@ -109,6 +109,13 @@ def save(path, model, metadata=None):
     arrays = {HEADER_KEY: np.array(header_json)}
     arrays.update({PARAM_PREFIX + name: value for name, value in params.items()})
 
+    _write_npz_atomically(path, arrays)
+    return path
+
+
+def _write_npz_atomically(path, arrays):
+    """``np.savez(path, **arrays)`` through a temporary file in the same directory, flushed to disk and renamed
+    over ``path``: a crash leaves the old file or the new one, never a broken one (model files, checkpoints)."""
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
     try:
@@ -124,7 +131,6 @@ def save(path, model, metadata=None):
             pass
         raise
     _fsync_directory(directory)
-    return path
 
 
 def _json_default(value):

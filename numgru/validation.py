@@ -482,3 +482,44 @@ def check_ctc_scores(log_probs, input_lengths, blank, batch_first):
     if lengths.max() > T:
         raise ValueError(f"input_lengths must be at most T={T} (the frames of log_probs), got max {lengths.max()}")
     return scores, lengths, blank, batched
+
+
+# ------------------------------------------------------------------------------- distributed (Dask)
+
+def check_client(client):
+    """A Dask client that is running (a closed one would hang or fail later, far from the call)."""
+    status = getattr(client, "status", None)
+    if status is None or not hasattr(client, "scatter"):
+        raise TypeError(f"client must be a distributed.Client, got {type(client).__name__}")
+    if status != "running":
+        raise ValueError(f"client is {status}, not running: pass a connected distributed.Client "
+                         "(distributed.Client(cluster) or distributed.Client('tcp://scheduler:8786'))")
+    return client
+
+
+def check_batch_chunks(name, X, batch_axis):
+    """A dask array cut into chunks along ``batch_axis`` only; returns the chunk sizes along it."""
+    chunks = getattr(X, "chunks", None)
+    if chunks is None or not hasattr(X, "to_delayed"):
+        raise TypeError(f"{name} must be a dask.array.Array chunked along its batch axis (axis {batch_axis}), "
+                        f"got {type(X).__name__}: wrap it with dask.array.from_array({name}, chunks=...)")
+    if len(chunks) <= batch_axis:
+        raise ValueError(f"{name} must have a batch axis {batch_axis}, got shape {X.shape}")
+    split = [axis for axis, sizes in enumerate(chunks) if axis != batch_axis and len(sizes) > 1]
+    if split:
+        raise ValueError(f"{name} must be chunked along its batch axis (axis {batch_axis}) only, got chunks "
+                         f"{tuple(len(c) for c in chunks)} per axis (sizes {chunks}): every chunk must hold whole "
+                         f"sequences; rechunk with {name}.rechunk({{{', '.join(f'{a}: -1' for a in split)}}})")
+    return chunks[batch_axis]
+
+
+def check_chunked_lengths(lengths, batch_chunks, steps):
+    """``lengths`` aligned with X's batch chunks: a dask array with the same chunks, or an array of ints
+    (its values checked) that is then cut like X. Returns (the checked lengths, whether it is a dask array)."""
+    chunks = getattr(lengths, "chunks", None)
+    if chunks is not None and hasattr(lengths, "to_delayed"):
+        if tuple(chunks) != (tuple(batch_chunks),):
+            raise ValueError(f"lengths must be chunked as X's batch axis, chunks {(tuple(batch_chunks),)}, got "
+                             f"chunks {tuple(chunks)}: use lengths.rechunk({tuple(batch_chunks)})")
+        return lengths, True
+    return check_lengths(lengths, sum(batch_chunks), steps), False
