@@ -59,3 +59,11 @@ __all__ = ["GRU", "GRUCell", "GRUStream", "gru_forward", "gru_backward", "no_gra
            "Seq2Seq", "audio", "ctc", "losses", "optim", "speech", "tasks", "text", "fit", "evaluate", "predict",
            "History", "save", "load", "ModelFileError", "from_torch", "to_torch", "from_keras", "to_keras",
            "export_onnx", "import_onnx", "import_onnx_operators", "__version__"]
+
+
+def __getattr__(name):
+    """``numgru.distributed`` on first use: it imports Dask, which ``import numgru`` must not."""
+    if name == "distributed":
+        import importlib
+        return importlib.import_module(".distributed", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
