@@ -133,6 +133,16 @@ def test_fit_equals_numgru_fit(client, output):
     assert len(got.steps) == 3 * 6 and got.gradient_bytes == sum(g.nbytes for g in alone.grads.values())
 
 
+def test_fit_on_dask_arrays_equals_numgru_fit(client):
+    """X, y and lengths as dask arrays (their rows computed on the cluster, never gathered here)."""
+    x, y, lengths = _regression()
+    alone, spread = _model(), _model()
+    numgru.fit(alone, x, y, lengths=lengths, **FIT)
+    numgru_distributed.fit(spread, da.from_array(x, chunks=(10, -1, -1)), da.from_array(y, chunks=(10, -1)),
+                           lengths=da.from_array(lengths, chunks=10), client=client, **FIT)
+    assert _max_relative_difference(spread.state_dict(), alone.state_dict()) <= 1e-12
+
+
 def test_fit_survives_a_killed_worker(client):
     x, y, lengths = _regression()
     undisturbed = _model()
