@@ -57,7 +57,7 @@ def build_parser():
     from . import tasks
     parser = argparse.ArgumentParser(prog="python -m numgru",
                                      description="numgru: GRU training and inference on NumPy arrays.")
-    sub = parser.add_subparsers(dest="command", metavar="{train,generate,predict,transcribe,info,bench}")
+    sub = parser.add_subparsers(dest="command", metavar="{train,generate,predict,transcribe,translate,info,bench}")
     sub.required = True
 
     train = sub.add_parser("train", help="train a GRU on a built-in task, report the test metric, save model and plot",
@@ -103,6 +103,7 @@ def build_parser():
 
     _add_generate_parser(sub)
     _add_transcribe_parser(sub)
+    _add_translate_parser(sub)
     sub.add_parser("info", help="versions, threads, threading layer and which devices work")
     bench_parser = sub.add_parser("bench", help="numgru vs PyTorch side by side: ratios, GFLOP/s, optional PNG chart")
     bench.add_arguments(bench_parser)
@@ -417,7 +418,7 @@ def _train_text_classifier(args, out):
     next to TF-IDF + logistic regression and the majority class; saves the model, a plot and test sentences."""
     from . import __version__, tasks, text
     from .serialization import save
-    from .text_classifier import TextClassifierModel, tokenize_texts
+    from .text_classifier import TextClassifierModel
 
     _reject_language_model_arguments(args, allowed=("embedding_dim",))
     task = _named_task(args, tasks.TEXT_CLASSIFICATION_TASKS, ("n_train", "n_val", "n_test"))
@@ -436,7 +437,7 @@ def _train_text_classifier(args, out):
                                    ("patience", "patience"))}
     fit_args["clip_norm"] = args.clip or None                      # 0: no clipping
     _make_out_dir(args)
-    vocab = text.Vocabulary.build(tokenize_texts("texts_train", task.texts_train, task.tokenizer, task.lower))
+    vocab = text.Vocabulary.build(text.tokenize_texts("texts_train", task.texts_train, task.tokenizer, task.lower))
     try:
         model = TextClassifierModel(vocab, len(task.classes), tokenizer=task.tokenizer, lower=task.lower,
                                     classes=task.classes, dtype=args.dtype, device=args.device, seed=args.seed,
@@ -499,8 +500,8 @@ _TEXT_TRAINERS = {"shakespeare": _train_language_model, "sentiment": _train_text
 
 # ------------------------------------------------------------------- train: speech
 
-def _speech_recipe(args, task):
-    """The task's recipe with the flags given on the command line (checked)."""
+def _task_recipe(args, task):
+    """The task's recipe with the flags given on the command line (checked); --clip 0 turns clipping off."""
     recipe = dict(task.recipe)
     for key in ("epochs", "hidden", "layers", "batch", "patience"):
         value = getattr(args, key)
@@ -512,7 +513,7 @@ def _speech_recipe(args, task):
         if args.lr <= 0:
             raise CLIError(f"--lr must be positive, got {args.lr}")
         recipe["lr"] = args.lr
-    recipe["clip"] = args.clip or None
+    recipe["clip"] = recipe.get("clip") if args.clip is None else args.clip or None
     return recipe
 
 
@@ -543,7 +544,7 @@ def _train_speech(args, out):
 
     _reject_language_model_arguments(args)
     task = _named_task(args, tasks.SPEECH_TASKS, ("n_train", "n_val", "n_test"))
-    recipe = _speech_recipe(args, task)
+    recipe = _task_recipe(args, task)
     _make_out_dir(args)
     front_args = {k: recipe[k] for k in ("kind", "n_mfcc", "deltas", "normalize", "stride") if k in recipe}
     if front_args["normalize"] == "global":
@@ -692,7 +693,114 @@ def _stream_test_strings(model, task, whole_hyps, chunk_frames=10):
     return dict(stream_equal=equal, stream_us_per_frame=(time.perf_counter() - start) / frames * 1e6)
 
 
-_TRAINERS = dict(_TEXT_TRAINERS, **{"digits": _train_speech, "digit-strings": _train_speech})
+# ------------------------------------------------------------------- train: translation
+
+def _train_translation(args, out):
+    """`train --task translate`: Seq2Seq with attention and, as a baseline, without it, on the same pairs with
+    early stopping; test BLEU of greedy and beam decoding next to copying the source; saves both models, the
+    histories and a plot of the losses and of one test sentence's attention weights."""
+    import shlex
+
+    from . import __version__, bleu, tasks, text
+    from .seq2seq import Seq2Seq
+    from .serialization import save
+
+    _reject_language_model_arguments(args, allowed=("embedding_dim",))
+    task = _named_task(args, tasks.TRANSLATION_TASKS, ("n_train", "n_test"))
+    recipe = _task_recipe(args, task)
+    if args.embedding_dim is not None:
+        if args.embedding_dim < 1:
+            raise CLIError(f"--embedding-dim must be at least 1, got {args.embedding_dim}")
+        recipe["embedding_dim"] = args.embedding_dim
+    _make_out_dir(args)
+    vocabularies = [text.Vocabulary.build(text.tokenize_texts(name, sentences, task.tokenizer, lower))
+                    for name, sentences, lower in (("sources_train", task.sources_train, task.source_lower),
+                                                   ("targets_train", task.targets_train, task.target_lower))]
+    print(f"numgru {__version__} | task: {task.description}", file=out)
+    print(f"data: {len(task.sources_train)} training / {len(task.sources_val)} validation pairs, "
+          f"{len(task.sources_test)} test sentences with {sum(map(len, task.references_test))} references; "
+          f"vocabularies of {len(vocabularies[0])} source and {len(vocabularies[1])} target tokens "
+          f"({task.tokenizer}-level, from the training pairs, specials included)", file=out)
+    print(f"training: Adam lr={recipe['lr']:g}, batch {recipe['batch']}, dropout {recipe['dropout']}, up to "
+          f"{recipe['epochs']} epochs, clip {recipe['clip']}, early stop after {recipe['patience']} epochs without "
+          f"a lower validation loss, seed {args.seed}", file=out)
+    models, histories = {}, {}
+    start = time.perf_counter()
+    for attention in (recipe["attention"], None):
+        try:
+            model = Seq2Seq(*vocabularies, recipe["embedding_dim"], recipe["hidden"], recipe["layers"],
+                            attention=attention, dropout=recipe["dropout"], tokenizer=task.tokenizer,
+                            source_lower=task.source_lower, target_lower=task.target_lower, dtype=args.dtype,
+                            device=args.device, seed=args.seed)
+        except (RuntimeError, ValueError) as err:      # a device that cannot run it
+            raise CLIError(str(err)) from None
+        _print_model(model, out)
+        if attention is not None:
+            source, source_lengths = model.encode_sources(task.sources_train[:2])
+            target_in, _, target_lengths = model.encode_targets(task.targets_train[:2])
+            start = _compile_kernels(model, out, lambda: model(source, target_in, source_lengths, target_lengths))
+        histories[attention] = model.fit(
+            task.sources_train, task.targets_train, validation_data=(task.sources_val, task.targets_val),
+            epochs=recipe["epochs"], batch_size=recipe["batch"], lr=recipe["lr"], patience=recipe["patience"],
+            clip_norm=recipe["clip"], seed=args.seed, progress=not args.quiet,
+            desc="attention" if attention else "no attention")
+        models[attention] = model
+        history = histories[attention]
+        print(f"  trained {len(history)} epochs{' (early stop)' if history.stopped_early else ''}, weights of epoch "
+              f"{history.best_epoch}, {sum(history.seconds):.1f} s; validation loss {history.best_metric:.4f} "
+              "nats/token", file=out)
+    decode = dict(max_len=recipe["max_len"], length_penalty=recipe["length_penalty"])
+    scores = {"copy the source": bleu.corpus_bleu(task.sources_test, task.references_test)}
+    translations = {}
+    for attention, name in ((recipe["attention"], "attention"), (None, "no attention")):
+        for width in (1, recipe["beam"]):
+            key = f"{name}, {'greedy' if width == 1 else f'beam {width}'}"
+            translations[key] = models[attention].translate(task.sources_test, beam_width=width, **decode)
+            scores[key] = bleu.corpus_bleu(translations[key], task.references_test)
+    seconds = time.perf_counter() - start
+    print(f"test BLEU ({len(task.sources_test)} sentences, corpus BLEU as sacrebleu computes it, every reference; "
+          f"{seconds:.1f} s with compilation and decoding):", file=out)
+    for key, score in scores.items():
+        print(f"  {key:24s} {score.score:6.2f}   {score}", file=out)
+    best = f"attention, beam {recipe['beam']}"
+    print(f"examples ({best}):", file=out)
+    for i in range(min(5, len(task.sources_test))):
+        print(f"  {task.sources_test[i]}  ->  {translations[best][i]}   (references: "
+              f"{' | '.join(task.references_test[i])})", file=out)
+
+    stem = os.path.join(args.out, task.name)
+    bleu_scores = {key: score.score for key, score in scores.items()}
+    metadata = dict(task=task.name, task_params=task.params, description=task.description, recipe=recipe,
+                    seed=args.seed, seconds=seconds, test_bleu=bleu_scores)
+    model_path = save(stem + ".npz", models[recipe["attention"]], metadata=metadata)
+    baseline_path = save(stem + "-no-attention.npz", models[None], metadata=metadata)
+    with open(stem + "-history.json", "w") as f:
+        json.dump(dict(attention=histories[recipe["attention"]].as_dict(), no_attention=histories[None].as_dict(),
+                       test_bleu=bleu_scores, recipe=recipe, seed=args.seed), f, indent=1)
+    print(f"model:   {model_path} (baseline: {baseline_path})", file=out)
+    try:
+        from .plotting import plot_translation
+        model = models[recipe["attention"]]
+        sentence = next((s for s, t in zip(task.sources_test, translations[best]) if len(t.split()) >= 3),
+                        task.sources_test[0])
+        said = translations[best][task.sources_test.index(sentence)]
+        said = said.split(" ") if said else []
+        target_in = model.target_vocabulary.encode(said, add_bos=True)[None]
+        source, source_lengths = model.encode_sources([sentence])
+        weights = model.attention_weights(source, target_in, source_lengths)[0]
+        plot_path = plot_translation(stem + ".png", histories[recipe["attention"]], histories[None],
+                                     text.tokenize(sentence, task.tokenizer, task.source_lower), said + [text.EOS],
+                                     weights, f"numgru Seq2Seq: {task.description}")
+        print(f"plot:    {plot_path}", file=out)
+    except ImportError as err:
+        print(f"plot:    skipped: {err}", file=out)
+    print(f"history: {stem}-history.json", file=out)
+    print(f"try:     python -m numgru translate {model_path} {shlex.quote(task.sources_test[0])}", file=out)
+    return 0
+
+
+_TRAINERS = dict(_TEXT_TRAINERS, **{"digits": _train_speech, "digit-strings": _train_speech,
+                                    "translate": _train_translation})
 
 
 # ---------------------------------------------------------------------------------------- generate
@@ -780,6 +888,62 @@ def cmd_transcribe(args, out=None):
             failed += 1
             continue
         print(f"{path}\t{' '.join(str(label) for label in labels)}", file=out, flush=True)
+    return 1 if failed else 0
+
+
+# --------------------------------------------------------------------------------------- translate
+
+def _add_translate_parser(sub):
+    translate = sub.add_parser("translate", help="translate sentences with a saved Seq2Seq model",
+                               description="Translate sentences with a Seq2Seq saved by `train --task translate` "
+                                           "(or numgru.save): one translation a line, in the order given. A "
+                                           "sentence that cannot be translated (empty, or no word the model "
+                                           "knows) is reported on standard error, naming it, and gets an empty "
+                                           "line; the exit status is then 1.")
+    translate.add_argument("model", help="model file (.npz) holding a Seq2Seq with its vocabularies")
+    translate.add_argument("sentences", nargs="+", help="sentences to translate; - reads them from standard input, "
+                                                       "one a line")
+    translate.add_argument("--beam", type=int, default=5, help="beam width (default 5; 1: greedy)")
+    translate.add_argument("--max-len", type=int, default=50, help="at most this many tokens a translation "
+                                                                   "(default 50)")
+    translate.add_argument("--length-penalty", type=float, default=1.0,
+                           help="beam search ranks log-probability / length ** this (default 1; 0: none)")
+
+
+def cmd_translate(args, out=None):
+    out = sys.stdout if out is None else out
+    from .seq2seq import Seq2Seq
+    from .serialization import ModelFileError, load
+    for flag, value in (("--beam", args.beam), ("--max-len", args.max_len)):
+        if value < 1:
+            raise CLIError(f"{flag} must be at least 1, got {value}")
+    if args.length_penalty < 0:
+        raise CLIError(f"--length-penalty must not be negative, got {args.length_penalty}")
+    try:
+        model = load(args.model, device="cpu")
+    except (FileNotFoundError, ModelFileError, RuntimeError) as err:
+        raise CLIError(str(err)) from None
+    if not isinstance(model, Seq2Seq):
+        raise CLIError(f"{args.model} holds a {type(model).__name__}; translate runs a Seq2Seq (what `python -m "
+                       "numgru train --task translate` writes)")
+    if model.source_vocabulary is None or model.target_vocabulary is None:
+        raise CLIError(f"{args.model} holds a Seq2Seq without its vocabularies (it was built on vocabulary sizes), "
+                       "so it cannot read or write sentences: build it from numgru.text.Vocabulary objects")
+    sentences = []
+    for sentence in args.sentences:
+        sentences += sys.stdin.read().splitlines() if sentence == "-" else [sentence]
+    failed = set()
+    for k, sentence in enumerate(sentences, 1):
+        reason = model.why_untranslatable(sentence)
+        if reason is not None:
+            print(f"numgru translate: error: sentence {k} {sentence!r} cannot be translated: {reason}",
+                  file=sys.stderr)
+            failed.add(k - 1)
+    good = [s for i, s in enumerate(sentences) if i not in failed]
+    translations = iter(model.translate(good, beam_width=args.beam, max_len=args.max_len,
+                                        length_penalty=args.length_penalty) if good else [])
+    for i in range(len(sentences)):
+        print("" if i in failed else next(translations), file=out, flush=True)
     return 1 if failed else 0
 
 
@@ -970,6 +1134,7 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     commands = {"train": cmd_train, "generate": cmd_generate, "predict": cmd_predict, "transcribe": cmd_transcribe,
+                "translate": cmd_translate,
                 "info": cmd_info, "bench": bench.main}
     try:
         return commands[args.command](args)

@@ -25,6 +25,11 @@ class Module:
         self._params = {}
         self.grads = {}
 
+    def _dropout_mask(self, shape, rate):
+        """Inverted dropout from this module's generator: 0 with probability ``rate``, else 1 / (1 - rate)."""
+        keep = 1.0 - rate
+        return (self._rng.random(shape, dtype=np.float32) < keep).astype(self.dtype) / self.dtype.type(keep)
+
     def _add_parameter(self, name, shape, bound):
         """A parameter drawn from U(-bound, bound), as PyTorch initialises GRU and Linear.
 

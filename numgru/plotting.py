@@ -7,7 +7,8 @@ and no window opens.
 """
 import numpy as np
 
-__all__ = ["plot_run", "plot_history", "plot_language_model", "plot_text_classifier", "plot_ctc", "MATPLOTLIB_ADVICE"]
+__all__ = ["plot_run", "plot_history", "plot_language_model", "plot_text_classifier", "plot_ctc", "plot_translation",
+           "MATPLOTLIB_ADVICE"]
 
 MATPLOTLIB_ADVICE = "matplotlib is not installed (pip install 'numgru[plot]' or pip install matplotlib)"
 
@@ -160,6 +161,30 @@ def plot_ctc(path, history, log_probs, names, said, title):
     ax_frames.set_xlabel("step")
     ax_frames.set_ylabel("output")
     ax_frames.set_title(f"frame posteriors of a test string (said: {said})")
+    fig.suptitle(title)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def plot_translation(path, history, baseline_history, source_tokens, target_tokens, weights, title):
+    """Seq2Seq training: the validation loss with and without attention, and one sentence's attention
+    weights (rows: the target tokens produced, columns: the source tokens) as a heat map."""
+    fig, (ax_loss, ax_map) = _figure(2)
+    for label, run in (("attention", history), ("no attention", baseline_history)):
+        line, = ax_loss.plot(run.epochs, run.loss, marker=".", label=f"{label}: training")
+        ax_loss.plot(run.epochs, run.val_loss, marker=".", linestyle="--", color=line.get_color(),
+                     label=f"{label}: validation (best epoch {run.best_epoch})")
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_ylabel("cross-entropy (nats per target token)")
+    ax_loss.set_title("loss per epoch")
+    ax_loss.legend(fontsize=8)
+    image = ax_map.imshow(np.asarray(weights), cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+    ax_map.set_xticks(range(len(source_tokens)), source_tokens, rotation=45, ha="right")
+    ax_map.set_yticks(range(len(target_tokens)), target_tokens)
+    ax_map.set_xlabel("source")
+    ax_map.set_ylabel("translation")
+    ax_map.set_title("attention weights")
+    fig.colorbar(image, ax=ax_map)
     fig.suptitle(title)
     fig.savefig(path, dpi=110)
     return path

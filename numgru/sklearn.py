@@ -55,7 +55,7 @@ from sklearn.utils.validation import check_array, check_consistent_length, check
 
 from . import text, training
 from .models import GRUModel
-from .text_classifier import TextClassifierModel, tokenize_texts
+from .text_classifier import TextClassifierModel
 
 __all__ = ["GRURegressor", "GRUClassifier", "TextClassifier"]
 
@@ -486,7 +486,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
         """Train a new network on texts X (a list of n_samples strings) and labels y; returns self."""
-        tokens = tokenize_texts("X", X, self.tokenizer, self.lower)
+        tokens = text.tokenize_texts("X", X, self.tokenizer, self.lower)
         texts = list(X)
         y = column_or_1d(y, warn=True)
         check_consistent_length(texts, y)

@@ -31,7 +31,7 @@ from .kernels import cpu
 from .linear import Linear
 from .module import Module
 from .streaming import GRUStream
-from .text_classifier import POOLINGS, _check_classes, _dropout_mask, _threads_for
+from .text_classifier import POOLINGS, _check_classes, _threads_for
 from .threads import one_blas_thread
 
 __all__ = ["front_end", "prepare", "global_statistics", "SpeechClassifierModel", "CTCModel", "SpeechStream",
@@ -213,7 +213,7 @@ class SpeechClassifierModel(_AcousticModel):
             features, argmax = cpu.max_pool(out, lengths, _threads_for(out.size))
         mask = None
         if self.training and self.dropout > 0:
-            mask = _dropout_mask(self._rng, features.shape, self.dropout, self.dtype)
+            mask = self._dropout_mask(features.shape, self.dropout)
             features = features * mask
         logits = self.head(features)
         self._cache = dict(lengths=lengths, out_shape=out.shape, hn_shape=hn.shape, argmax=argmax,

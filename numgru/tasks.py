@@ -35,7 +35,7 @@ from . import validation
 __all__ = ["Task", "TASKS", "load", "pattern", "adding", "copy_memory", "mackey_glass", "sunspots", "waveforms",
            "mackey_glass_series", "sunspots_series", "shakespeare_text", "sentiment_sentences", "tatoeba_pairs",
            "TextTask", "TEXT_TASKS", "shakespeare", "TextClassificationTask", "TEXT_CLASSIFICATION_TASKS", "sentiment",
-           "FSDD_SPEAKERS", "Recordings", "fsdd_recordings", "SpeechTask", "digits", "digit_strings", "SPEECH_TASKS"]
+           "TranslationTask", "translate", "TRANSLATION_TASKS", "FSDD_SPEAKERS", "Recordings", "fsdd_recordings", "SpeechTask", "digits", "digit_strings", "SPEECH_TASKS"]
 
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 
@@ -505,6 +505,87 @@ def sentiment(seed=0, n_train=None, n_val=None, n_test=None):
 
 
 TEXT_CLASSIFICATION_TASKS = {"sentiment": sentiment}
+
+
+# ---------------------------------------------------------------- translation
+
+@dataclass
+class TranslationTask:
+    """Sentence pairs to train and validate on, and test sentences with every reference translation, for ``Seq2Seq``.
+
+    sources_test[i] has the references references_test[i] (a list of str), all
+    the translations the data holds for it; no test sentence is a training or
+    validation source.
+    """
+
+    name: str
+    description: str
+    sources_train: list
+    targets_train: list
+    sources_val: list
+    targets_val: list
+    sources_test: list
+    references_test: list
+    tokenizer: str                    # for Seq2Seq(tokenizer=...)
+    source_lower: bool
+    target_lower: bool
+    recipe: dict = field(default_factory=dict)   # Seq2Seq and Seq2Seq.fit settings, decoding
+    params: dict = field(default_factory=dict)
+
+    def __repr__(self):
+        return (f"TranslationTask({self.name!r}: {len(self.sources_train)} train / {len(self.sources_val)} "
+                f"validation pairs, {len(self.sources_test)} test sentences)")
+
+
+def translate(seed=0, n_train=None, n_test=None, test_fraction=0.1, val_fraction=0.1):
+    """English -> French on the Tatoeba pairs, split by English sentence under ``seed``.
+
+    The 2,597 distinct English sentences are shuffled; ``test_fraction`` of
+    them (260) are the test sentences, each with all its French translations
+    as references (BLEU's multi-reference form), and ``val_fraction`` of the
+    rest (234) give the validation pairs; the training pairs are those of the
+    other English sentences. So a sentence and its paraphrases in French never
+    straddle two splits. n_train, n_test: keep only the first n training pairs
+    (in shuffled order) or test sentences, for small runs and tests.
+    Tokens: words (``numgru.text.word_tokenize``), English lower-cased, French
+    keeping its case, so translations come out cased.
+    """
+    english, french, _ = tatoeba_pairs()
+    for name, size in (("n_train", n_train), ("n_test", n_test)):
+        if size is not None:
+            validation.check_positive_int(name, size)
+    for name, fraction in (("test_fraction", test_fraction), ("val_fraction", val_fraction)):
+        validation.check_real(name, fraction, low=0.0, high=1.0, low_open=True, high_open=True)
+    translations = {}
+    for source, target in zip(english, french):
+        translations.setdefault(source, []).append(target)
+    rng = np.random.default_rng(seed)
+    sentences = [list(translations)[i] for i in rng.permutation(len(translations))]
+    n_test_sentences = round(test_fraction * len(sentences))
+    n_val_sentences = round(val_fraction * (len(sentences) - n_test_sentences))
+    test = sentences[:n_test_sentences][:n_test]
+    val = sentences[n_test_sentences:n_test_sentences + n_val_sentences]
+    train = sentences[n_test_sentences + n_val_sentences:]
+
+    def pairs(group):
+        return [(source, target) for source in group for target in translations[source]]
+
+    train_pairs = [pairs(train)[i] for i in rng.permutation(len(pairs(train)))][:n_train]
+    val_pairs = pairs(val)
+    return TranslationTask("translate", f"Tatoeba English -> French, split by English sentence ({len(train)} / "
+                           f"{len(val)} / {n_test_sentences} sentences)",
+                           [p[0] for p in train_pairs], [p[1] for p in train_pairs],
+                           [p[0] for p in val_pairs], [p[1] for p in val_pairs],
+                           test, [translations[source] for source in test], tokenizer="word", source_lower=True,
+                           target_lower=False,
+                           recipe=dict(embedding_dim=128, hidden=256, layers=1, attention="general", dropout=0.3, batch=32,
+                                       lr=2e-3, clip=5.0, epochs=40, patience=5, beam=5, length_penalty=1.0,
+                                       max_len=30),
+                           params=dict(seed=seed, n_train=n_train, n_test=n_test, test_fraction=test_fraction,
+                                       val_fraction=val_fraction))
+
+
+TRANSLATION_TASKS = {"translate": translate}
 
 
 

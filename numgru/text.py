@@ -41,7 +41,7 @@ import numpy as np
 from . import validation
 
 __all__ = ["PAD", "UNK", "BOS", "EOS", "SPECIALS", "Vocabulary", "char_tokenize", "word_tokenize", "tokenize",
-           "detokenize", "pad", "TOKENIZERS"]
+           "detokenize", "tokenize_texts", "pad", "TOKENIZERS"]
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
 SPECIALS = (PAD, UNK, BOS, EOS)
@@ -221,6 +221,31 @@ def tokenize(s, kind="word", lower=None):
     validation.check_choice("kind", kind, TOKENIZERS)
     lower = _DEFAULT_LOWER[kind] if lower is None else lower
     return (word_tokenize if kind == "word" else char_tokenize)(s, lower)
+
+
+def _check_texts(name, texts):
+    """A list (or 1-D array, any iterable that is not a str) of non-empty str -> list of str."""
+    if isinstance(texts, (str, bytes)):
+        raise TypeError(f"{name} must be a list of str (one text each), got a single {type(texts).__name__}: "
+                        f"wrap it in a list")
+    if isinstance(texts, np.ndarray) and texts.ndim != 1:
+        raise ValueError(f"{name} must be 1-D (one text per entry), got an array of shape {texts.shape}")
+    texts = validation.check_str_list(name, texts)
+    if not texts:
+        raise ValueError(f"{name} must hold at least one text, got none")
+    return texts
+
+
+def tokenize_texts(name, texts, tokenizer, lower):
+    """Each text of ``texts`` as its token list; a text that gives no token raises ValueError naming it."""
+    texts = _check_texts(name, texts)
+    tokenized = []
+    for i, s in enumerate(texts):
+        try:
+            tokenized.append(tokenize(s, tokenizer, lower))
+        except ValueError as err:
+            raise ValueError(f"{name}[{i}] gives no token: {err}") from None
+    return tokenized
 
 
 def detokenize(tokens, kind):

@@ -27,22 +27,18 @@ encoded by the vocabulary: tokens never seen when it was built become
 ``<unk>``. An empty string (or, for words, one of white space only) is refused
 with a ``ValueError`` naming it. It runs on the CPU.
 """
-import math
-import time
-
 import numpy as np
 
 from . import config, losses, text, threads, validation
 from .embedding import Embedding
+from .epochs import train_epochs
 from .grad_mode import grad_enabled, no_grad
 from .gru import GRU
 from .kernels import cpu
 from .language_model import LanguageModel, _as_vocabulary
 from .linear import Linear
 from .module import Module
-from .optim import Adam, clip_grad_norm
 from .threads import one_blas_thread
-from .training import History, _progress_bar
 
 __all__ = ["TextClassifierModel", "POOLINGS", "EMBEDDING_INIT_STD"]
 
@@ -74,40 +70,9 @@ def _check_classes(classes, num_classes):
     return values
 
 
-def _check_texts(name, texts):
-    """A list (or 1-D array, any iterable that is not a str) of non-empty str -> list of str."""
-    if isinstance(texts, (str, bytes)):
-        raise TypeError(f"{name} must be a list of str (one text each), got a single {type(texts).__name__}: "
-                        f"wrap it in a list")
-    if isinstance(texts, np.ndarray) and texts.ndim != 1:
-        raise ValueError(f"{name} must be 1-D (one text per entry), got an array of shape {texts.shape}")
-    texts = validation.check_str_list(name, texts)
-    if not texts:
-        raise ValueError(f"{name} must hold at least one text, got none")
-    return texts
-
-
-def tokenize_texts(name, texts, tokenizer, lower):
-    """Each text of ``texts`` as its token list; a text that gives no token raises ValueError naming it."""
-    texts = _check_texts(name, texts)
-    tokenized = []
-    for i, s in enumerate(texts):
-        try:
-            tokenized.append(text.tokenize(s, tokenizer, lower))
-        except ValueError as err:
-            raise ValueError(f"{name}[{i}] gives no token to classify: {err}") from None
-    return tokenized
-
-
 def _threads_for(work):
     """Numba's threads for ``work`` elements worth waking them for (as the recurrences decide), else 1."""
     return threads._numba_threads() if work >= config.PARALLEL_MIN_REGION_WORK else 1
-
-
-def _dropout_mask(rng, shape, rate, dtype):
-    """Inverted dropout: 0 with probability ``rate``, else 1 / (1 - rate)."""
-    keep = 1.0 - rate
-    return (rng.random(shape, dtype=np.float32) < keep).astype(dtype) / dtype.type(keep)
 
 
 class TextClassifierModel(Module):
@@ -178,13 +143,13 @@ class TextClassifierModel(Module):
         x = self.embedding(ids.T)                                        # (T, B, E), C-contiguous
         embedding_mask = None
         if training and self.embedding_dropout > 0:
-            embedding_mask = _dropout_mask(self._rng, x.shape, self.embedding_dropout, self.dtype)
+            embedding_mask = self._dropout_mask(x.shape, self.embedding_dropout)
             x *= embedding_mask
         out, hn = self.gru(x, lengths=lengths)                           # (T, B, D*H), (L*D, B, H)
         features, argmax = self._pool(out, hn, lengths)
         feature_mask = None
         if training and self.dropout > 0:
-            feature_mask = _dropout_mask(self._rng, features.shape, self.dropout, self.dtype)
+            feature_mask = self._dropout_mask(features.shape, self.dropout)
             features = features * feature_mask
         logits = self.head(features)
         self._cache = dict(lengths=lengths, out_shape=out.shape, hn_shape=hn.shape, argmax=argmax,
@@ -239,7 +204,7 @@ class TextClassifierModel(Module):
 
     def _encode(self, name, texts, max_len):
         """``encode`` with errors naming the argument ``name``."""
-        tokenized = tokenize_texts(name, texts, self.tokenizer, self.lower)
+        tokenized = text.tokenize_texts(name, texts, self.tokenizer, self.lower)
         return text.pad([self.vocabulary.encode(tokens) for tokens in tokenized], self.vocabulary.pad_index,
                         max_len=max_len)
 
@@ -295,82 +260,29 @@ class TextClassifierModel(Module):
         clip_norm: clip the global gradient norm of every batch. max_len: keep
         each text's first ``max_len`` tokens. seed: the shuffling's generator.
         """
-        epochs = validation.check_positive_int("epochs", epochs)
-        batch_size = validation.check_positive_int("batch_size", batch_size)
-        if patience is not None:
-            patience = validation.check_positive_int("patience", patience)
-        min_delta = validation.check_real("min_delta", min_delta, low=0.0)
-        if clip_norm is not None:
-            clip_norm = validation.check_real("clip_norm", clip_norm, low=0.0, low_open=True)
         ids, lengths = self.encode(texts, max_len)
         labels = validation.check_labels("labels", labels, (len(ids),), self.num_classes)
-        val = None
+        validation_loss = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise TypeError("validation_data must be (texts, labels)")
             val_ids, val_lengths = self.encode(validation_data[0], max_len)
-            val = (val_ids, val_lengths,
-                   validation.check_labels("validation_data[1]", validation_data[1], (len(val_ids),), self.num_classes))
-        optimizer = Adam([self], lr=lr, weight_decay=weight_decay)
-        rng = np.random.default_rng(seed)
-        N = len(ids)
-        history = History("val_cross_entropy" if val is not None else "train_cross_entropy", "min")
-        bar = _progress_bar(epochs * N, desc, progress)
-        best_state, waited = None, 0
-        try:
-            with one_blas_thread():
-                for epoch in range(1, epochs + 1):
-                    start_time = time.perf_counter()
-                    self.train()
-                    order = rng.permutation(N) if shuffle else np.arange(N)
-                    total = 0.0
-                    for start in range(0, N, batch_size):
-                        rows = order[start:start + batch_size]
-                        optimizer.zero_grad()
-                        logits = self.forward(ids[rows, :lengths[rows].max()], lengths[rows])
-                        value, dlogits = losses.cross_entropy(logits, labels[rows])
-                        if not math.isfinite(value):
-                            raise FloatingPointError(f"training diverged: the loss is {value} at epoch {epoch}; "
-                                                     "lower the learning rate or pass clip_norm")
-                        self.backward(dlogits)
-                        if clip_norm is not None:
-                            clip_grad_norm([self], clip_norm)
-                        optimizer.step()
-                        total += value * len(rows)
-                        if bar is not None:
-                            bar.update(len(rows))
-                            bar.set_postfix_str(f"epoch {epoch}/{epochs} loss {value:.4g}", refresh=False)
-                    train_seconds = time.perf_counter() - start_time
-                    epoch_loss = total / N
-                    val_loss = None
-                    if val is not None:
-                        val_loss = losses.cross_entropy(self.predict_logits(val[0], val[1]), val[2])[0]
-                    monitored = epoch_loss if val_loss is None else val_loss
-                    history.epochs.append(epoch)
-                    history.loss.append(epoch_loss)
-                    history.val_loss.append(val_loss)
-                    history.val_metric.append(monitored)
-                    history.seconds.append(time.perf_counter() - start_time)
-                    history.samples_per_s.append(N / train_seconds if train_seconds > 0 else float("inf"))
-                    if history.best_metric is None or monitored < history.best_metric - min_delta:
-                        history.best_metric, history.best_epoch = monitored, epoch
-                        best_state, waited = self.state_dict() if restore_best else None, 0
-                    else:
-                        waited += 1
-                    if bar is not None:
-                        bar.set_postfix_str(f"epoch {epoch}/{epochs} loss {epoch_loss:.4g} "
-                                            f"{history.metric_name} {monitored:.4g}")
-                    if patience is not None and waited >= patience and epoch < epochs:
-                        history.stopped_early = True
-                        break
-        finally:
-            if bar is not None:
-                bar.close()
-            self.drop_cache()
-        if restore_best and history.best_epoch != history.epochs[-1]:
-            self.load_state_dict(best_state)
-            history.restored_best = True
-        return history
+            val_labels = validation.check_labels("validation_data[1]", validation_data[1], (len(val_ids),),
+                                                 self.num_classes)
+
+            def validation_loss():
+                return losses.cross_entropy(self.predict_logits(val_ids, val_lengths), val_labels)[0]
+
+        def step(rows):
+            logits = self.forward(ids[rows, :lengths[rows].max()], lengths[rows])
+            value, dlogits = losses.cross_entropy(logits, labels[rows])
+            self.backward(dlogits)
+            return value
+
+        return train_epochs(self, step, len(ids), validation_loss=validation_loss, epochs=epochs,
+                            batch_size=batch_size, lr=lr, weight_decay=weight_decay, patience=patience,
+                            min_delta=min_delta, clip_norm=clip_norm, shuffle=shuffle, seed=seed,
+                            restore_best=restore_best, progress=progress, desc=desc)
 
     # ------------------------------------------------------------------ files
 
