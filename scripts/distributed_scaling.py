@@ -9,19 +9,22 @@ process with 1 and 2 Numba threads (``numgru.fit``) and for 1 and 2 worker proce
 part's forward + backward on its worker), transfer (the rest of the round trip: weights out in each part's
 task, gradients back, scheduling) and reduction (the client's weighted sum, clipping, optimiser step).
 
-The model of W workers, from those measured parts (``scaling_model``): a part of B/W sequences computes at
-one process's 1-thread speed plus the worker's fixed cost per part; the client sends the weights to and
+The model of W workers, from those measured parts (``scaling_model``): a part of B/W sequences computes in
+the time the part task takes on a worker (measured at each B/W); the client sends the weights to and
 receives the gradients from each worker, 2 W P bytes per step through its link of the stated bandwidth, on
 top of the measured round trip and the measured cost of each further part task; the reduction grows by its
 measured cost per part. Speed-up(W) = step(1) / step(W), at the same global batch.
 """
 import argparse
+import copy
 import time
 
 import numpy as np
+from distributed import Client, LocalCluster
 
 import numgru
-from numgru import plotting
+from numgru import distributed as numgru_distributed
+from numgru import losses, plotting
 
 WORKERS_MODELLED = (1, 2, 4, 8, 16, 32, 64)
 
@@ -53,15 +56,30 @@ def measure_one_process(args, x, y, threads):
 
 
 def measure_cluster(args, x, y, workers):
-    from distributed import Client, LocalCluster
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                       dashboard_address=None) as cluster, Client(cluster) as client:
-        history = numgru.distributed.fit(_model(args), x, y, client=client, **_fit_args(args))
+        history = numgru_distributed.fit(_model(args), x, y, client=client, **_fit_args(args))
         per_task = _seconds_per_task(client, history.gradient_bytes) if workers == 1 else None
+        part_compute = _part_compute(client, args, x, y) if workers == 1 else None
     per_epoch = len(history.steps) // len(history.epochs)
     compute, transfer, reduce = np.median(np.array(history.steps[per_epoch:]), axis=0)   # after the first epoch
     return {"samples_per_s": float(np.median(history.samples_per_s[1:])), "compute": compute, "transfer": transfer,
-            "reduce": reduce, "gradient_bytes": history.gradient_bytes, "per_task": per_task}
+            "reduce": reduce, "gradient_bytes": history.gradient_bytes, "per_task": per_task,
+            "part_compute": part_compute}
+
+
+def _part_compute(client, args, x, y, repeats=3):
+    """{W: seconds of one part of B/W sequences}, numgru.distributed's own part task timed on the worker."""
+    template = client.submit(copy.copy, _model(args), pure=False)
+    shard = client.submit(numgru_distributed._shard, x[:args.batch_size], y[:args.batch_size], None, pure=False)
+    weights = _model(args).state_dict()
+    seconds = {}
+    for w in WORKERS_MODELLED:
+        rows = np.arange(max(args.batch_size // w, 1))
+        runs = [client.submit(numgru_distributed._part_gradients, template, weights, shard, rows, losses.mse,
+                              pure=False).result()[-1] for _ in range(repeats)]
+        seconds[w] = float(np.median(runs))
+    return seconds
 
 
 def _echo(weights):
@@ -83,22 +101,20 @@ def _seconds_per_task(client, nbytes, tasks=8, repeats=5):
     return max(many - one, 0.0) / (tasks - 1)
 
 
-def scaling_model(one, two, seconds_per_sequence, batch_size, bandwidth):
+def scaling_model(one, two, bandwidth):
     """Step time (compute, transfer, reduce) of W workers, from the measured parts (see the module's docstring).
 
-    Compute: a part's B/W sequences at one process's 1-thread speed, plus the worker's fixed cost per part
-    (the 1-worker compute less its sequences). Transfer: the measured 1-worker round trip (its bytes cross
+    Compute: a part of B/W sequences, timed on a worker by itself. Transfer: the measured 1-worker round trip (its bytes cross
     the loopback, at no cost), plus the cost of each further part task (measured with idle workers: the
     2-worker run's own round trip also holds the contention of 4 processes on 2 cores), plus 2 W P bytes
     over the client's link. Reduction: the 1-worker cost plus what each further part added (2 against 1).
     """
     P = one["gradient_bytes"]
-    per_part_compute = max(one["compute"] - seconds_per_sequence * batch_size, 0.0)
     per_task = one["per_task"]
     per_part_reduce = max(two["reduce"] - one["reduce"], 0.0)
 
     def step(w):
-        compute = per_part_compute + seconds_per_sequence * batch_size / w
+        compute = one["part_compute"][w]
         transfer = one["transfer"] + per_task * (w - 1) + 2 * w * P / bandwidth
         reduce = one["reduce"] + per_part_reduce * (w - 1)
         return compute, transfer, reduce
@@ -132,7 +148,7 @@ def main(argv=None):
         print(f"| {name} | {rate:.0f} | {split} |")
 
     P = cluster[1]["gradient_bytes"]
-    step = scaling_model(cluster[1], cluster[2], 1 / alone[1], args.batch_size, bandwidth)
+    step = scaling_model(cluster[1], cluster[2], bandwidth)
     base = sum(step(1))
     print(f"\nModel: {P / 1e3:.0f} kB of gradients (and of weights) per worker per step, "
           f"{args.bandwidth_gbit:g} Gbit/s at the client, {cluster[1]['per_task'] * 1e3:.2f} ms per further part task")
