@@ -83,6 +83,7 @@ def format_table(rows):
     first = [r for r in rows if "warm_over_cold" in r]
     text = [r for r in rows if r.get("kind") in ("lm-train", "lm-generate")]
     speech = [r for r in rows if r.get("kind") in ("ctc", "features", "speech-stream")]
+    translation = [r for r in rows if r.get("kind") in ("seq2seq-train", "seq2seq-beam")]
 
     def gap():
         if lines:
@@ -171,7 +172,28 @@ def format_table(rows):
     if speech:
         gap()
         lines += _speech_lines(speech)
+    if translation:
+        gap()
+        lines += _translation_lines(translation)
     return "\n".join(lines)
+
+
+def _translation_lines(rows):
+    """Markdown rows of the translation benchmarks (``--translation``)."""
+    r0 = rows[0]
+    lines = [f"Seq2Seq (translate's recipe): Embedding({r0['embedding_dim']}) + BiGRU({r0['hidden']}) encoder, "
+             f"GRU({r0['hidden']}) decoder x{r0['layers']}, general attention, dropout {r0['dropout']}, "
+             f"batch {r0['batch']} of the task's pairs", "",
+             "| translation | numgru | torch | numgru/torch |", "|---|---:|---:|---:|"]
+    for r in rows:
+        if r["kind"] == "seq2seq-train":
+            lines.append(f"| training steps per s (forward, cross-entropy, backward, clip, Adam; time ratio, < 1: "
+                         f"numgru faster) | {r['steps_per_s_numgru']:.1f} | {_fmt(r['steps_per_s_torch'], '.1f')} "
+                         f"| {_fmt(r['ratio'], '.2f')} |")
+        else:
+            lines.append(f"| beam search at beam {r['beam']}: sentences per s ({r['sentences']} test sentences) "
+                         f"| {r['sentences_per_s']:.0f} | – | – |")
+    return lines
 
 
 def _speech_lines(rows):
@@ -300,6 +322,9 @@ def add_arguments(parser):
     parser.add_argument("--speech", action="store_true",
                         help="only the speech table: CTC loss + gradient against torch's ctc_loss, features "
                              "against librosa, streaming recognition latency (see numgru.benchmarks.CTC_SHAPE)")
+    parser.add_argument("--translation", action="store_true",
+                        help="only the translation table: Seq2Seq training steps against the same model in torch, "
+                             "beam-search sentences per second (see numgru.benchmarks.SEQ2SEQ_SHAPE)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -397,6 +422,14 @@ def main(args):
         rows = [row for row in (harness.run_ctc_bench(reps=reps, threads=threads, dtype=dtype, progress=progress),
                                 harness.run_feature_bench(reps=reps, threads=threads, progress=progress),
                                 harness.run_speech_stream_bench(reps=reps, progress=progress)) if row is not None]
+        print(machine_info(threads))
+        print()
+        print(format_table(rows))
+        return 0
+    if getattr(args, "translation", False):
+        rows = harness.run_translation_bench(reps=reps, threads=threads, progress=progress)
+        if not rows:
+            return 130
         print(machine_info(threads))
         print()
         print(format_table(rows))

@@ -27,6 +27,7 @@ import contextlib
 import functools
 import gc
 import importlib.util
+import itertools
 import json
 import math
 import os
@@ -1510,3 +1511,214 @@ def run_speech_stream_bench(reps=DEFAULT_REPS, shape=None, seed=0, progress=True
         times.append(time.perf_counter() - start)
     return dict(kind="speech-stream", **shape, frames=frames, reps=reps,
                 us_per_frame=float(np.median(times)) / frames * 1e6)
+
+
+# ------------------------------------------------------------------ translation (Seq2Seq)
+
+SEQ2SEQ_SHAPE = dict(embedding_dim=128, hidden=256, layers=1, batch=32, dropout=0.3, beam=5)   # the task's recipe
+
+
+def translation_data(seed=0):
+    """The ``translate`` task's training pairs and test sentences, with the vocabularies its trainer builds."""
+    from numgru import tasks, text
+    task = tasks.translate(seed=seed)
+    vocabularies = [text.Vocabulary.build(text.tokenize_texts(name, sentences, task.tokenizer, lower))
+                    for name, sentences, lower in (("sources", task.sources_train, task.source_lower),
+                                                   ("targets", task.targets_train, task.target_lower))]
+    return task, vocabularies
+
+
+class NumgruSeq2Seq:
+    """numgru.Seq2Seq with general attention: ``train_step(rows)`` runs forward, cross-entropy, backward,
+    clip and Adam on those training pairs; ``eval_loss(rows)`` the loss without dropout."""
+
+    def __init__(self, task, vocabularies, shape, lr=2e-3, clip=5.0, seed=0):
+        import numgru
+        self.numgru = numgru
+        self.model = numgru.Seq2Seq(*vocabularies, shape["embedding_dim"], shape["hidden"], shape["layers"],
+                                    dropout=shape["dropout"], tokenizer=task.tokenizer,
+                                    source_lower=task.source_lower, target_lower=task.target_lower, seed=seed)
+        self.pairs = self.model._encode_pairs(task.sources_train, task.targets_train, ("sources", "targets"))
+        self.optimizer = numgru.optim.Adam([self.model], lr=lr)
+        self.clip = clip
+
+    def train_step(self, rows):
+        self.optimizer.zero_grad()
+        loss, dlogits = self.model._pairs_loss(self.pairs, rows)
+        self.model.backward(dlogits)
+        self.numgru.optim.clip_grad_norm([self.model], self.clip)
+        self.optimizer.step()
+        return loss
+
+    def eval_loss(self, rows):
+        self.model.eval()
+        with self.numgru.no_grad():
+            loss = self.model._pairs_loss(self.pairs, rows)[0]
+        self.model.train()
+        return loss
+
+
+class TorchSeq2Seq:
+    """The same model in torch, as a torch user writes it: the encoder over a packed batch (its backward
+    direction must not read padding), the decoder over the padded targets (the loss masks what lies past
+    each end), Luong's general attention by ``bmm`` with padded positions masked to -inf, dropout in the
+    same three places, Adam, clip_grad_norm_. ``state_dict``: numgru's weights (the same names)."""
+
+    def __init__(self, source_vocab, target_vocab, shape, lr=2e-3, clip=5.0, seed=0, state_dict=None):
+        import torch
+        self.torch = torch
+        torch.manual_seed(seed)
+        E, H, L, p = shape["embedding_dim"], shape["hidden"], shape["layers"], shape["dropout"]
+        nn = torch.nn
+
+        class Attention(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.weight = nn.Parameter(torch.empty(H, 2 * H).uniform_(-0.1, 0.1))
+
+        class Seq2Seq(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.source_embedding = nn.Embedding(source_vocab, E, padding_idx=0)
+                self.encoder = nn.GRU(E, H, L, bidirectional=True, batch_first=True, dropout=p if L > 1 else 0.0)
+                self.bridge = nn.Linear(2 * H, H)
+                self.target_embedding = nn.Embedding(target_vocab, E, padding_idx=0)
+                self.decoder = nn.GRU(E, H, L, batch_first=True, dropout=p if L > 1 else 0.0)
+                self.attention = Attention()
+                self.combine = nn.Linear(3 * H, H)
+                self.head = nn.Linear(H, target_vocab)
+                self.drop = nn.Dropout(p)
+
+            def forward(self, source, source_lengths, target_in):
+                packed = nn.utils.rnn.pack_padded_sequence(self.drop(self.source_embedding(source)), source_lengths,
+                                                           batch_first=True, enforce_sorted=False)
+                out, hn = self.encoder(packed)
+                memory, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True)       # (B, S, 2H)
+                B = source.shape[0]
+                finals = hn.reshape(L, 2, B, H).permute(0, 2, 1, 3).reshape(L, B, 2 * H)
+                states, _ = self.decoder(self.drop(self.target_embedding(target_in)),
+                                         torch.tanh(self.bridge(finals)).contiguous())
+                scores = torch.bmm(states, (memory @ self.attention.weight.T).transpose(1, 2))   # (B, T, S)
+                padded = torch.arange(memory.shape[1])[None, :] >= source_lengths[:, None]
+                weights = torch.softmax(scores.masked_fill(padded[:, None, :], float("-inf")), dim=-1)
+                context = torch.bmm(weights, memory)
+                return self.head(self.drop(torch.tanh(self.combine(torch.cat([context, states], dim=-1)))))
+
+        self.model = Seq2Seq()
+        if state_dict is not None:
+            self.model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in state_dict.items()})
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr)
+        self.clip = clip
+
+    def _loss(self, pairs, rows):
+        torch = self.torch
+        source, source_lengths, target_in, target_out, target_lengths = pairs
+        S, T = source_lengths[rows].max(), target_lengths[rows].max()
+        logits = self.model(torch.from_numpy(source[rows, :S]), torch.from_numpy(source_lengths[rows]),
+                            torch.from_numpy(target_in[rows, :T]))
+        targets = torch.from_numpy(np.where(np.arange(T) < target_lengths[rows, None], target_out[rows, :T], -100))
+        return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+
+    def train_step(self, pairs, rows):
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self._loss(pairs, rows)
+        loss.backward()
+        self.torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
+        self.optimizer.step()
+        return loss.item()
+
+    def eval_loss(self, pairs, rows):
+        self.model.eval()
+        with self.torch.no_grad():
+            loss = self._loss(pairs, rows).item()
+        self.model.train()
+        return loss
+
+
+def run_translation_bench(shape=None, reps=DEFAULT_REPS, threads=DEFAULT_THREADS, progress=True, min_time=0.2,
+                          seed=0):
+    """Seq2Seq training steps against the same model in torch, and beam-search decoding speed: rows.
+
+    ``kind == "seq2seq-train"``: one training step a call on a batch of the
+    ``translate`` task's real pairs (``shape``: SEQ2SEQ_SHAPE, the task's
+    recipe; a new seeded batch of ``batch`` pairs each call, the same for both
+    engines), steps per second and the median per-repetition time ratio
+    numgru/torch (< 1: numgru faster); ``loss_numgru``/``loss_torch``: both
+    models' dropout-free loss on one batch from the same initial weights (the
+    same model). ``kind == "seq2seq-beam"``: ``Seq2Seq.translate`` of the 260
+    test sentences at beam ``beam`` (batches of 64), sentences per second.
+    """
+    from tqdm.auto import tqdm
+    shape = dict(SEQ2SEQ_SHAPE, **(shape or {}))
+    reps = _check_common(reps, "float32")
+    task, vocabularies = translation_data(seed)
+    bar = tqdm(total=2 * reps, desc="numgru bench translation", unit="rep", disable=not progress, file=sys.stderr)
+    rows = []
+    try:
+        with pinned_threads(threads) as threads:
+            ours = NumgruSeq2Seq(task, vocabularies, shape, seed=seed)
+            theirs = None
+            if import_torch() is not None:
+                theirs = TorchSeq2Seq(*map(len, vocabularies), shape, seed=seed, state_dict=ours.model.state_dict())
+            N = len(ours.pairs[0])
+            first = np.random.default_rng(seed).choice(N, shape["batch"], replace=False)
+            losses = (ours.eval_loss(first), None if theirs is None else theirs.eval_loss(ours.pairs, first))
+            pick = np.random.default_rng(seed + 1)
+            batches = itertools.cycle([pick.choice(N, shape["batch"], replace=False) for _ in range(2)])
+            train = Pair(lambda: ours.train_step(next(batches)),
+                         None if theirs is None else lambda: theirs.train_step(ours.pairs, next(batches)), min_time)
+            for _ in range(reps):
+                train.repetition()
+                bar.update()
+            tn, tt, ratio = train.summary()
+            base = dict(threads=threads, dtype="float32", **shape, pairs=N)
+            rows.append(dict(base, kind="seq2seq-train", steps_per_s_numgru=1 / tn,
+                             steps_per_s_torch=None if tt is None else 1 / tt, ratio=ratio,
+                             loss_numgru=losses[0], loss_torch=losses[1]))
+            translate = lambda: ours.model.translate(task.sources_test, beam_width=shape["beam"])  # noqa: E731
+            translate()
+            times = []
+            for _ in range(reps):
+                start = time.perf_counter()
+                translate()
+                times.append(time.perf_counter() - start)
+                bar.update()
+            rows.append(dict(base, kind="seq2seq-beam", sentences=len(task.sources_test),
+                             sentences_per_s=len(task.sources_test) / statistics.median(times)))
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: returning the {len(rows)} translation rows finished so far", file=sys.stderr)
+    finally:
+        bar.close()
+    return rows
+
+
+def seq2seq_model(engine, shape=None, seed=0, threads=None, warm_up=True):
+    """One engine's Seq2Seq on the ``translate`` task (for asv: each engine alone; the pairs are encoded by
+    numgru's vocabularies in both): (train_step, translate). ``train_step()`` trains on the next of two
+    seeded batches; ``translate()`` (numgru only, else None) decodes the test sentences at beam ``beam``.
+    NotImplementedError where the engine cannot run it (CUDA, no torch, a numgru without Seq2Seq)."""
+    require(engine)
+    if device(engine) != "cpu":
+        raise NotImplementedError(f"{engine}: Seq2Seq runs on the CPU only")
+    import numgru
+    if not hasattr(numgru, "Seq2Seq") or not hasattr(numgru.tasks, "translate"):
+        raise NotImplementedError("this numgru has no Seq2Seq translation")
+    if threads is not None:
+        pin_threads(threads, engine)
+    shape = dict(SEQ2SEQ_SHAPE, **(shape or {}))
+    task, vocabularies = translation_data(seed)
+    ours = NumgruSeq2Seq(task, vocabularies, shape, seed=seed)
+    pick = np.random.default_rng(seed + 1)
+    batches = itertools.cycle([pick.choice(len(ours.pairs[0]), shape["batch"], replace=False) for _ in range(2)])
+    if library(engine) == "numgru":
+        train_step = lambda: ours.train_step(next(batches))                                    # noqa: E731
+        translate = lambda: ours.model.translate(task.sources_test, beam_width=shape["beam"])  # noqa: E731
+    else:
+        theirs = TorchSeq2Seq(*map(len, vocabularies), shape, seed=seed)
+        train_step = lambda: theirs.train_step(ours.pairs, next(batches))                      # noqa: E731
+        translate = None
+    if warm_up:
+        train_step()
+        if translate is not None:
+            translate()
+    return train_step, translate

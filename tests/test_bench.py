@@ -503,3 +503,28 @@ def test_reach_time_interpolates_between_evaluations():
     assert harness.reach_time([10, 20, 30], [2.0, 1.7, 1.5], 1.8) == pytest.approx(10 + 10 * 0.2 / 0.3)
     assert harness.reach_time([10, 20], [1.7, 1.5], 1.8) == 10          # already there at the first point
     assert harness.reach_time([10, 20], [2.0, 1.9], 1.8) is None
+
+
+TINY_SEQ2SEQ = dict(embedding_dim=4, hidden=6, layers=2, batch=5, dropout=0.0, beam=2)
+
+
+@pytest.mark.skipif(not HAVE_TORCH, reason="torch is the yardstick")
+def test_seq2seq_models_compute_the_same_steps(restore_threads):
+    task, vocabularies = harness.translation_data()
+    ours = harness.NumgruSeq2Seq(task, vocabularies, TINY_SEQ2SEQ, seed=3)
+    theirs = harness.TorchSeq2Seq(*map(len, vocabularies), TINY_SEQ2SEQ, seed=3, state_dict=ours.model.state_dict())
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        # same weights, ragged batches, clipping and Adam: the same losses step after step
+        rows = rng.choice(len(ours.pairs[0]), TINY_SEQ2SEQ["batch"], replace=False)
+        np.testing.assert_allclose(ours.train_step(rows), theirs.train_step(ours.pairs, rows), rtol=1e-5)
+    np.testing.assert_allclose(ours.eval_loss(rows), theirs.eval_loss(ours.pairs, rows), rtol=1e-5)
+
+
+def test_run_translation_bench_tiny(restore_threads):
+    rows = harness.run_translation_bench(shape=TINY_SEQ2SEQ, reps=2, progress=False, min_time=0.002)
+    assert [r["kind"] for r in rows] == ["seq2seq-train", "seq2seq-beam"]
+    assert rows[0]["steps_per_s_numgru"] > 0 and (rows[0]["ratio"] is not None) == HAVE_TORCH
+    assert rows[1]["sentences"] == 260 and rows[1]["sentences_per_s"] > 0
+    table = bench.format_table(rows)
+    assert "| training steps per s" in table and "| beam search at beam 2: sentences per s" in table
