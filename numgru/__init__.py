@@ -50,13 +50,13 @@ from .speech import CTCModel, SpeechClassifierModel, SpeechStream
 from .streaming import GRUStream
 from .interop import from_keras, from_torch, to_keras, to_torch
 from .onnx_io import export_onnx, import_onnx, import_onnx_operators
-from . import audio, ctc, losses, optim, speech, tasks, text
+from . import audio, bleu, ctc, losses, optim, speech, tasks, text
 from .training import History, evaluate, fit, predict
 from .serialization import ModelFileError, load, save
 
 __all__ = ["GRU", "GRUCell", "GRUStream", "gru_forward", "gru_backward", "no_grad", "Linear", "Embedding", "GRUModel",
            "LanguageModel", "TextClassifierModel", "SpeechClassifierModel", "CTCModel", "SpeechStream", "Attention",
-           "Seq2Seq", "audio", "ctc", "losses", "optim", "speech", "tasks", "text", "fit", "evaluate", "predict",
+           "Seq2Seq", "audio", "bleu", "ctc", "losses", "optim", "speech", "tasks", "text", "fit", "evaluate", "predict",
            "History", "save", "load", "ModelFileError", "from_torch", "to_torch", "from_keras", "to_keras",
            "export_onnx", "import_onnx", "import_onnx_operators", "__version__"]
 

@@ -781,7 +781,7 @@ def _train_translation(args, out):
     try:
         from .plotting import plot_translation
         model = models[recipe["attention"]]
-        sentence = next((s for s, t in zip(task.sources_test, translations[best]) if len(t.split()) >= 3),
+        sentence = next((s for s, t in zip(task.sources_test, translations[best]) if len(t.split()) >= 5),
                         task.sources_test[0])
         said = translations[best][task.sources_test.index(sentence)]
         said = said.split(" ") if said else []

@@ -23,12 +23,12 @@ import numpy as np
 from . import losses, text, validation
 from .attention import Attention
 from .embedding import Embedding
-from .epochs import train_epochs
 from .grad_mode import grad_enabled, no_grad
 from .gru import GRU
 from .linear import Linear
 from .module import Module
 from .streaming import GRUStream
+from .training import fit_rows
 
 __all__ = ["Seq2Seq", "ATTENTIONS"]
 
@@ -376,10 +376,10 @@ class Seq2Seq(Module):
             self.backward(dlogits)
             return value
 
-        return train_epochs(self, step, len(pairs[0]), validation_loss=validation_loss, epochs=epochs,
-                            batch_size=batch_size, lr=lr, weight_decay=weight_decay, patience=patience,
-                            min_delta=min_delta, clip_norm=clip_norm, shuffle=shuffle, seed=seed,
-                            restore_best=restore_best, progress=progress, desc=desc)
+        return fit_rows(self, step, len(pairs[0]), validation_loss=validation_loss, epochs=epochs,
+                        batch_size=batch_size, lr=lr, weight_decay=weight_decay, patience=patience,
+                        min_delta=min_delta, clip_norm=clip_norm, shuffle=shuffle, seed=seed,
+                        restore_best=restore_best, progress=progress, desc=desc)
 
     def translate(self, sentences, beam_width=5, max_len=50, length_penalty=1.0, batch_size=64):
         """Translate source sentences (a list of str) -> a list of str, one translation per sentence in order.

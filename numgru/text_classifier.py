@@ -31,7 +31,6 @@ import numpy as np
 
 from . import config, losses, text, threads, validation
 from .embedding import Embedding
-from .epochs import train_epochs
 from .grad_mode import grad_enabled, no_grad
 from .gru import GRU
 from .kernels import cpu
@@ -39,6 +38,7 @@ from .language_model import LanguageModel, _as_vocabulary
 from .linear import Linear
 from .module import Module
 from .threads import one_blas_thread
+from .training import fit_rows
 
 __all__ = ["TextClassifierModel", "POOLINGS", "EMBEDDING_INIT_STD"]
 
@@ -279,10 +279,10 @@ class TextClassifierModel(Module):
             self.backward(dlogits)
             return value
 
-        return train_epochs(self, step, len(ids), validation_loss=validation_loss, epochs=epochs,
-                            batch_size=batch_size, lr=lr, weight_decay=weight_decay, patience=patience,
-                            min_delta=min_delta, clip_norm=clip_norm, shuffle=shuffle, seed=seed,
-                            restore_best=restore_best, progress=progress, desc=desc)
+        return fit_rows(self, step, len(ids), validation_loss=validation_loss, epochs=epochs,
+                        batch_size=batch_size, lr=lr, weight_decay=weight_decay, patience=patience,
+                        min_delta=min_delta, clip_norm=clip_norm, shuffle=shuffle, seed=seed,
+                        restore_best=restore_best, progress=progress, desc=desc)
 
     # ------------------------------------------------------------------ files
 

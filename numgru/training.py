@@ -245,6 +245,62 @@ class _FitArguments:
             self.metric_name, self.metric_fn, self.mode = f"train_{self.loss_name}", None, "min"
 
 
+    def validate(self, model):
+        """(validation loss, monitored value) after an epoch, or None without validation data."""
+        if self.x_val is None:
+            return None
+        val_loss, val_metric = evaluate(model, self.x_val, self.y_val, loss=self.loss_fn, metric=self.metric_fn,
+                                        lengths=self.lengths_val)
+        return val_loss, val_loss if self.metric_fn is None else val_metric
+
+
+class _RowArguments:
+    """What ``_train_epochs`` reads, for ``fit_rows``: a loss to minimise over rows and a validation loss."""
+
+    def __init__(self, n_samples, epochs, batch_size, patience, min_delta, clip_norm, validation_loss):
+        self.N = n_samples
+        self.epochs = validation.check_positive_int("epochs", epochs)
+        self.batch_size = validation.check_positive_int("batch_size", batch_size)
+        self.patience = None if patience is None else validation.check_positive_int("patience", patience)
+        self.min_delta = validation.check_real("min_delta", min_delta, low=0.0)
+        self.clip_norm = None if clip_norm is None else validation.check_real("clip_norm", clip_norm, low=0.0,
+                                                                             low_open=True)
+        self.mode = "min"
+        self.validation_loss = validation_loss
+
+    def validate(self, model):
+        if self.validation_loss is None:
+            return None
+        value = float(self.validation_loss())
+        return value, value
+
+
+def fit_rows(model, step, n_samples, *, validation_loss=None, epochs, batch_size, lr, weight_decay=0.0, patience=5,
+             min_delta=1e-4, clip_norm=None, shuffle=True, seed=None, restore_best=True, progress=True, desc=None,
+             loss_name="cross_entropy"):
+    """``fit``'s epochs for a model that trains on data of its own (texts, sentence pairs): ``step(rows)``
+    runs forward, loss and backward on those rows of it and returns the batch's mean loss; Adam (with
+    ``weight_decay``) and clipping follow. ``validation_loss() -> float``, evaluated after every epoch, is
+    monitored (without it, the epoch's training loss is); early stop, restore_best and seed as in ``fit``.
+    """
+    run = _RowArguments(n_samples, epochs, batch_size, patience, min_delta, clip_norm, validation_loss)
+    optimizer = Adam([model], lr=lr, weight_decay=weight_decay)
+
+    def train_batch(epoch, start, idx):
+        optimizer.zero_grad()
+        value = step(idx)
+        _check_loss(value, epoch, start, len(idx))
+        if run.clip_norm is not None:
+            clip_grad_norm([model], run.clip_norm)
+        optimizer.step()
+        return value
+
+    history = History(f"{'train' if validation_loss is None else 'val'}_{loss_name}", "min")
+    state = _EpochState(np.random.default_rng(seed), history)
+    return _train_epochs(model, run, state, train_batch, shuffle=shuffle, restore_best=restore_best,
+                         progress=progress, desc=desc or type(model).__name__)
+
+
 def _check_training_data(model, x, y, lengths):
     """x (N, T, input_size) in the model's dtype, y with N targets (floats cast to it), lengths (N,) or None."""
     x = validation.as_float_array("x", x, model.dtype)
@@ -316,12 +372,8 @@ def _train_epochs(model, run, state, train_batch, *, shuffle, restore_best, prog
                 start_time = time.perf_counter()
                 epoch_loss = train_epoch(epoch)
                 train_seconds = time.perf_counter() - start_time
-                if run.x_val is not None:
-                    val_loss, val_metric = evaluate(model, run.x_val, run.y_val, loss=run.loss_fn,
-                                                    metric=run.metric_fn, lengths=run.lengths_val)
-                    monitored = val_loss if run.metric_fn is None else val_metric
-                else:
-                    val_loss, monitored = None, epoch_loss
+                validated = run.validate(model)
+                val_loss, monitored = (None, epoch_loss) if validated is None else validated
                 history.epochs.append(epoch)
                 history.loss.append(epoch_loss)
                 history.val_loss.append(val_loss)
