@@ -781,7 +781,7 @@ def _train_translation(args, out):
     try:
         from .plotting import plot_translation
         model = models[recipe["attention"]]
-        sentence = next((s for s, t in zip(task.sources_test, translations[best]) if len(t.split()) >= 5),
+        sentence = next((s for s, t in zip(task.sources_test, translations[best]) if len(t.split()) >= 3),
                         task.sources_test[0])
         said = translations[best][task.sources_test.index(sentence)]
         said = said.split(" ") if said else []
@@ -805,6 +805,18 @@ _TRAINERS = dict(_TEXT_TRAINERS, **{"digits": _train_speech, "digit-strings": _t
 
 # ---------------------------------------------------------------------------------------- generate
 
+def _load_model(path, kinds, runs):
+    """The model saved at ``path``, on the CPU, if it is one of ``kinds``; else a CLIError ending in ``runs``."""
+    from .serialization import ModelFileError, load
+    try:
+        model = load(path, device="cpu")
+    except (FileNotFoundError, ModelFileError, RuntimeError) as err:
+        raise CLIError(str(err)) from None
+    if not isinstance(model, kinds):
+        raise CLIError(f"{path} holds a {type(model).__name__}; {runs}")
+    return model
+
+
 def _add_generate_parser(sub):
     generate = sub.add_parser("generate", help="write text with a saved language model",
                               description="Continue a prompt with a LanguageModel saved by `train --task "
@@ -823,14 +835,8 @@ def _add_generate_parser(sub):
 def cmd_generate(args, out=None):
     out = sys.stdout if out is None else out
     from .language_model import LanguageModel
-    from .serialization import ModelFileError, load
-    try:
-        model = load(args.model, device="cpu")
-    except (FileNotFoundError, ModelFileError, RuntimeError) as err:
-        raise CLIError(str(err)) from None
-    if not isinstance(model, LanguageModel):
-        raise CLIError(f"{args.model} holds a {type(model).__name__}; generate runs a LanguageModel "
-                       "(what `python -m numgru train --task shakespeare` writes)")
+    model = _load_model(args.model, LanguageModel, "generate runs a LanguageModel (what `python -m numgru train "
+                                                   "--task shakespeare` writes)")
     try:
         new = model.generate(args.prompt, args.length, temperature=args.temperature, top_k=args.top_k,
                              seed=args.seed)
@@ -862,15 +868,10 @@ def _add_transcribe_parser(sub):
 
 def cmd_transcribe(args, out=None):
     out = sys.stdout if out is None else out
-    from .serialization import ModelFileError, load
     from .speech import CTCModel, SpeechClassifierModel
-    try:
-        model = load(args.model, device="cpu")
-    except (FileNotFoundError, ModelFileError, RuntimeError) as err:
-        raise CLIError(str(err)) from None
-    if not isinstance(model, (SpeechClassifierModel, CTCModel)):
-        raise CLIError(f"{args.model} holds a {type(model).__name__}; transcribe runs a SpeechClassifierModel or a "
-                       "CTCModel (what `python -m numgru train --task digits` or `--task digit-strings` writes)")
+    model = _load_model(args.model, (SpeechClassifierModel, CTCModel),
+                        "transcribe runs a SpeechClassifierModel or a CTCModel (what `python -m numgru train --task "
+                        "digits` or `--task digit-strings` writes)")
     if args.beam is not None:
         if not isinstance(model, CTCModel):
             raise CLIError(f"--beam applies to CTC models; {args.model} holds a {type(model).__name__}")
@@ -913,19 +914,13 @@ def _add_translate_parser(sub):
 def cmd_translate(args, out=None):
     out = sys.stdout if out is None else out
     from .seq2seq import Seq2Seq
-    from .serialization import ModelFileError, load
     for flag, value in (("--beam", args.beam), ("--max-len", args.max_len)):
         if value < 1:
             raise CLIError(f"{flag} must be at least 1, got {value}")
     if args.length_penalty < 0:
         raise CLIError(f"--length-penalty must not be negative, got {args.length_penalty}")
-    try:
-        model = load(args.model, device="cpu")
-    except (FileNotFoundError, ModelFileError, RuntimeError) as err:
-        raise CLIError(str(err)) from None
-    if not isinstance(model, Seq2Seq):
-        raise CLIError(f"{args.model} holds a {type(model).__name__}; translate runs a Seq2Seq (what `python -m "
-                       "numgru train --task translate` writes)")
+    model = _load_model(args.model, Seq2Seq, "translate runs a Seq2Seq (what `python -m numgru train --task "
+                                             "translate` writes)")
     if model.source_vocabulary is None or model.target_vocabulary is None:
         raise CLIError(f"{args.model} holds a Seq2Seq without its vocabularies (it was built on vocabulary sizes), "
                        "so it cannot read or write sentences: build it from numgru.text.Vocabulary objects")

@@ -401,6 +401,16 @@ def _warn_if_loaded():
               "processes are running, timings (numgru's multi-threaded ones most) will be noisy", file=sys.stderr)
 
 
+def _print_rows(rows, threads):
+    """The machine line and the table of ``rows``: exit status 0, or 130 when there are none (interrupted)."""
+    if not rows:
+        return 130
+    print(machine_info(threads))
+    print()
+    print(format_table(rows))
+    return 0
+
+
 def main(args):
     """Run the benchmark described by parsed ``args``; print the table. Returns an exit status."""
     quick = getattr(args, "quick", False)
@@ -419,29 +429,14 @@ def main(args):
     if getattr(args, "race", None) is not None:
         return _race(args.race, threads, progress, args.chart)
     if getattr(args, "speech", False):
-        rows = [row for row in (harness.run_ctc_bench(reps=reps, threads=threads, dtype=dtype, progress=progress),
-                                harness.run_feature_bench(reps=reps, threads=threads, progress=progress),
-                                harness.run_speech_stream_bench(reps=reps, progress=progress)) if row is not None]
-        print(machine_info(threads))
-        print()
-        print(format_table(rows))
-        return 0
+        return _print_rows([row for row in (
+            harness.run_ctc_bench(reps=reps, threads=threads, dtype=dtype, progress=progress),
+            harness.run_feature_bench(reps=reps, threads=threads, progress=progress),
+            harness.run_speech_stream_bench(reps=reps, progress=progress)) if row is not None], threads)
     if getattr(args, "translation", False):
-        rows = harness.run_translation_bench(reps=reps, threads=threads, progress=progress)
-        if not rows:
-            return 130
-        print(machine_info(threads))
-        print()
-        print(format_table(rows))
-        return 0
+        return _print_rows(harness.run_translation_bench(reps=reps, threads=threads, progress=progress), threads)
     if getattr(args, "text", False):
-        rows = harness.run_text_bench(reps=reps, threads=threads, progress=progress)
-        if not rows:
-            return 130
-        print(machine_info(threads))
-        print()
-        print(format_table(rows))
-        return 0
+        return _print_rows(harness.run_text_bench(reps=reps, threads=threads, progress=progress), threads)
     ragged_only = getattr(args, "ragged", False)
     rows = []
     if not ragged_only:

@@ -211,7 +211,19 @@ def fit(model, x, y, *, loss="mse", optimizer=None, lr=1e-3, epochs=10, batch_si
                          progress=progress, desc=desc)
 
 
-class _FitArguments:
+class _LoopArguments:
+    """The epoch loop's own arguments, checked: epochs, batch size, early stop and clipping."""
+
+    def __init__(self, epochs, batch_size, patience, min_delta, clip_norm):
+        self.epochs = validation.check_positive_int("epochs", epochs)
+        self.batch_size = validation.check_positive_int("batch_size", batch_size)
+        self.patience = None if patience is None else validation.check_positive_int("patience", patience)
+        self.min_delta = validation.check_real("min_delta", min_delta, low=0.0)
+        self.clip_norm = None if clip_norm is None else validation.check_real("clip_norm", clip_norm, low=0.0,
+                                                                             low_open=True)
+
+
+class _FitArguments(_LoopArguments):
     """``fit``'s arguments, checked: what the epochs of any training loop (one process or many) run on.
 
     x, y and lengths are left as given when ``check_data=False`` (arrays held
@@ -220,14 +232,9 @@ class _FitArguments:
 
     def __init__(self, model, x, y, *, loss, epochs, batch_size, lengths, validation_data, metric, mode,
                  patience, min_delta, clip_norm, check_data=True):
+        super().__init__(epochs, batch_size, patience, min_delta, clip_norm)
         self.loss_fn = losses.get(loss)
         self.loss_name = loss if isinstance(loss, str) else getattr(loss, "__name__", "loss")
-        self.epochs = validation.check_positive_int("epochs", epochs)
-        self.batch_size = validation.check_positive_int("batch_size", batch_size)
-        self.patience = None if patience is None else validation.check_positive_int("patience", patience)
-        self.min_delta = validation.check_real("min_delta", min_delta, low=0.0)
-        self.clip_norm = None if clip_norm is None else validation.check_real("clip_norm", clip_norm, low=0.0,
-                                                                             low_open=True)
         if check_data:
             x, y, lengths = _check_training_data(model, x, y, lengths)
         self.x, self.y, self.lengths, self.N = x, y, lengths, len(x)
@@ -254,17 +261,12 @@ class _FitArguments:
         return val_loss, val_loss if self.metric_fn is None else val_metric
 
 
-class _RowArguments:
+class _RowArguments(_LoopArguments):
     """What ``_train_epochs`` reads, for ``fit_rows``: a loss to minimise over rows and a validation loss."""
 
     def __init__(self, n_samples, epochs, batch_size, patience, min_delta, clip_norm, validation_loss):
+        super().__init__(epochs, batch_size, patience, min_delta, clip_norm)
         self.N = n_samples
-        self.epochs = validation.check_positive_int("epochs", epochs)
-        self.batch_size = validation.check_positive_int("batch_size", batch_size)
-        self.patience = None if patience is None else validation.check_positive_int("patience", patience)
-        self.min_delta = validation.check_real("min_delta", min_delta, low=0.0)
-        self.clip_norm = None if clip_norm is None else validation.check_real("clip_norm", clip_norm, low=0.0,
-                                                                             low_open=True)
         self.mode = "min"
         self.validation_loss = validation_loss
 
