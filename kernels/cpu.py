@@ -83,15 +83,18 @@ def _matmul_tn(a, b, out, nchunks):
     return out
 
 
-def _add_matmul_tn(a, b, out):
-    """out += a.T @ b on one thread, a block of out's rows at a time: no temporary of out's size."""
+def _add_matmul_tn(a, b, out, nchunks):
+    """out += a.T @ b, a block of 256 of out's rows at a time, the blocks dealt to threads in turn: no
+    temporary of out's size, and each block computed alike whatever the thread count (the same bits)."""
     rows = 256
-    part = np.empty((min(rows, out.shape[0]), out.shape[1]), out.dtype)
-    for r0 in range(0, out.shape[0], rows):
-        r1 = min(r0 + rows, out.shape[0])
-        block = np.ascontiguousarray(a[:, r0:r1])
-        np.dot(block.T, b, part[:r1 - r0])
-        out[r0:r1] += part[:r1 - r0]
+    nblocks = (out.shape[0] + rows - 1) // rows
+    for k in prange(nchunks):
+        part = np.empty((min(rows, out.shape[0]), out.shape[1]), out.dtype)
+        for block in range(k, nblocks, nchunks):
+            r0 = block * rows
+            r1 = min(r0 + rows, out.shape[0])
+            np.dot(np.ascontiguousarray(a[:, r0:r1]).T, b, part[:r1 - r0])
+            out[r0:r1] += part[:r1 - r0]
 
 
 # ------------------------------------------------------------------- forward
@@ -717,6 +720,56 @@ def _max_pool_backward(argmax, dpooled, dout, nchunks):
                 dout[argmax[b, j], b, j] = dpooled[b, j]
 
 
+# ---------------------------------------------------------------------- Adam
+#
+# One Adam (or AdamW) step over a flat parameter, every element read and
+# written once: NumPy's dozen whole-array passes cost as much as a
+# Seq2Seq's head. The operations are torch's single-tensor Adam's, in its
+# order, each rounded to the parameter's dtype (the scalars come cast to it),
+# as numgru.optim's NumPy formulas were: the same bits.
+
+def _adam_elements(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, amsgrad, maximize, weight_decay, decay_scale,
+                   lerp_weight, lerp_rest, lerp_low, beta2, one_minus_beta2, neg_step_size, bias_correction2_sqrt,
+                   eps):
+    """The step on every element of these (views of) flat arrays; the flags are loop-invariant, so LLVM
+    unswitches them and vectorises each variant's loop (a loop over a block's index range was not)."""
+    one = param.dtype.type(1)
+    for i in range(param.shape[0]):
+        g = -grad[i] if maximize else grad[i]
+        p = param[i]
+        if decay_scale != one:
+            p = p * decay_scale
+        elif weight_decay != 0:
+            g = g + weight_decay * p
+        m = exp_avg[i]
+        m = m + lerp_weight * (g - m) if lerp_low else g - (g - m) * lerp_rest
+        v = exp_avg_sq[i] * beta2 + one_minus_beta2 * g * g
+        exp_avg[i] = m
+        exp_avg_sq[i] = v
+        if amsgrad:
+            largest = max_exp_avg_sq[i]
+            if largest > v or largest != largest:           # np.maximum: a NaN wins
+                v = largest
+            max_exp_avg_sq[i] = v
+        param[i] = p + (neg_step_size * m) / (np.sqrt(v) / bias_correction2_sqrt + eps)
+
+
+def _adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, amsgrad, maximize, weight_decay, decay_scale,
+               lerp_weight, lerp_rest, lerp_low, beta2, one_minus_beta2, neg_step_size, bias_correction2_sqrt, eps,
+               nchunks):
+    """param, grad, exp_avg, exp_avg_sq (and max_exp_avg_sq if amsgrad) flat, updated in place by blocks.
+
+    decay_scale != 1: AdamW's p *= 1 - lr wd first; else weight_decay != 0 adds wd p to the gradient.
+    lerp_weight = 1 - beta1 and lerp_rest = beta1, for torch.lerp's two branches (lerp_low: weight < 0.5).
+    """
+    for k in prange(nchunks):
+        lo, hi = _block(k, nchunks, param.shape[0])
+        _adam_elements(param[lo:hi], grad[lo:hi], exp_avg[lo:hi], exp_avg_sq[lo:hi],
+                       max_exp_avg_sq[lo:hi] if amsgrad else max_exp_avg_sq, amsgrad, maximize, weight_decay,
+                       decay_scale, lerp_weight, lerp_rest, lerp_low, beta2, one_minus_beta2, neg_step_size,
+                       bias_correction2_sqrt, eps)
+
+
 # ------------------------------------------------------------------ builds
 
 # Kernels (the functions the wrappers call) are cached on disk by Numba: the
@@ -783,10 +836,11 @@ _dh_step = njit(**NJIT_OPTIONS)(_dh_step)
 _step_grads = njit(**NJIT_OPTIONS)(_step_grads)
 _step_reset_grads = njit(**NJIT_OPTIONS)(_step_reset_grads)
 _sample = njit(**NJIT_OPTIONS)(_sample)
+_adam_elements = njit(**NJIT_OPTIONS)(_adam_elements)
 _GENERATE = _build(_generate)
 _MATMUL_ROWS = _build(_matmul_rows)
 _MATMUL_TN = _build(_matmul_tn)
-_ADD_MATMUL_TN = _kernel(_add_matmul_tn)
+_ADD_MATMUL_TN = _build(_add_matmul_tn)
 _FORWARD = _build(_forward_recurrence)
 _forward_parallel, _forward_serial = _FORWARD[True], _FORWARD[False]     # called by _stream_chunk
 _BACKWARD = _build(_backward_recurrence)
@@ -796,6 +850,7 @@ _MAX_POOL = _build(_max_pool)
 _MAX_POOL_BACKWARD = _build(_max_pool_backward)
 _MEAN_POOL = _build(_mean_pool)
 _MEAN_POOL_BACKWARD = _build(_mean_pool_backward)
+_ADAM_STEP = _build(_adam_step)
 # The packed layout's row lookups ("Packed rows" above).
 _state_rows = njit(**NJIT_OPTIONS)(_state_rows)
 _state_after = njit(**NJIT_OPTIONS)(_state_after)
@@ -963,7 +1018,7 @@ def backward(cache, dout, dhn, into=None):
     for rows, cols, lo, hi, which in products:
         tn_chunks = nchunks if n_rows >= cols.shape[1] else 1
         if into is not None and tn_chunks == 1:
-            _ADD_MATMUL_TN(rows, cols, into[which][lo:hi])
+            _ADD_MATMUL_TN[False](rows, cols, into[which][lo:hi], 1)
         elif into is not None:
             into[which][lo:hi] += _MATMUL_TN[True](rows, cols, np.empty((hi - lo, cols.shape[1]), dtype), tn_chunks)
         else:
@@ -972,6 +1027,20 @@ def backward(cache, dout, dhn, into=None):
     db_ih = dxp.sum(axis=0)
     db_hh = np.concatenate((d_rz.sum(axis=0), d_n.sum(axis=0)))
     return dx.reshape(T, B, I), dh0, dw_ih, dw_hh, db_ih, db_hh
+
+
+def matmul(a, b, bias=None, nchunks=1):
+    """a @ b (+ bias): a (N, K) C-contiguous, b (K, M) any layout, of one float dtype; rows of a split
+    into ``nchunks`` blocks, one per thread (1: the serial build), each block one BLAS call."""
+    out = np.empty((a.shape[0], b.shape[1]), a.dtype)
+    nchunks = max(1, min(nchunks, a.shape[0]))
+    return _MATMUL_ROWS[nchunks > 1](a, b, np.empty(0, a.dtype) if bias is None else bias, out, nchunks)
+
+
+def add_matmul_tn(a, b, out, nchunks=1):
+    """out += a.T @ b: a (N, M), b (N, K) C-contiguous, out (M, K); blocks of out's rows shared by
+    ``nchunks`` threads (1: the serial build), the bits the same at any count."""
+    _ADD_MATMUL_TN[nchunks > 1](a, b, out, max(1, nchunks))
 
 
 def embedding_backward(ids_flat, grad_2d, grad_weight, padding_idx, nchunks=1):
@@ -1025,3 +1094,19 @@ def max_pool_backward(argmax, dpooled, steps, nchunks=1):
     nchunks = max(1, min(nchunks, B))
     _MAX_POOL_BACKWARD[nchunks > 1](argmax, np.ascontiguousarray(dpooled), dout, nchunks)
     return dout
+
+
+def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, step, lr, betas, eps, weight_decay, decoupled,
+              maximize, nchunks=1):
+    """One Adam/AdamW step in place on C-contiguous arrays of one float dtype and shape (max_exp_avg_sq: None
+    without amsgrad); ``step`` counts this one. nchunks: element blocks, one per thread (1: the serial build)."""
+    beta1, beta2 = betas
+    cast = param.dtype.type
+    amsgrad = max_exp_avg_sq is not None
+    flat = [a.reshape(-1) for a in (param, grad, exp_avg, exp_avg_sq)]
+    flat.append(max_exp_avg_sq.reshape(-1) if amsgrad else flat[3][:0])
+    nchunks = max(1, min(nchunks, flat[0].shape[0]))
+    _ADAM_STEP[nchunks > 1](*flat, amsgrad, maximize, cast(0 if decoupled else weight_decay),
+                            cast(1 - lr * weight_decay) if decoupled else cast(1), cast(1 - beta1),
+                            cast(1 - (1 - beta1)), abs(1 - beta1) < 0.5, cast(beta2), cast(1 - beta2), cast(-lr / (1 - beta1 ** step)),
+                            cast((1 - beta2 ** step) ** 0.5), cast(eps), nchunks)

@@ -26,8 +26,9 @@ import numpy as np
 
 from . import validation
 from .grad_mode import grad_enabled
+from .kernels import cpu
 from .module import Module
-from .threads import one_blas_thread
+from .threads import one_blas_thread, threads_for
 
 __all__ = ["Attention", "SCORES"]
 
@@ -68,10 +69,12 @@ class Attention(Module):
                 self._add_parameter("weight", (self.query_size, self.memory_size), self.memory_size ** -0.5)
         self._cache = None
 
-    def forward(self, query, memory, lengths=None):
+    def forward(self, query, memory, lengths=None, keys=None):
         """query (B, T_q, D_q) or (B, D_q), memory (B, S, D_k), lengths (B,) -> (context, weights).
 
         context: (B, T_q, D_k) (or (B, D_k)); weights: (B, T_q, S) (or (B, S)), 0 past each length.
+        keys: ``project(memory)``, when the caller keeps it across calls on the same memory (a decoder,
+        step by step); computed here otherwise.
         """
         query = validation.as_float_array("query", query, self.dtype)
         memory = validation.as_float_array("memory", memory, self.dtype)
@@ -88,7 +91,9 @@ class Attention(Module):
         valid = np.arange(memory.shape[1]) < lengths[:, None, None]                 # (B, 1, S)
         memory = np.where(valid.transpose(0, 2, 1), memory, 0).astype(self.dtype, copy=False)   # padding never read
         with one_blas_thread():
-            scores, extra = self._scores(query, memory)
+            if keys is None:
+                keys = self._project(memory)
+            scores, extra = self._scores(query, keys)
             scores = np.where(valid, scores, -np.inf)
             shifted = np.exp(scores - scores.max(axis=-1, keepdims=True))
             weights = (shifted / shifted.sum(axis=-1, keepdims=True)).astype(self.dtype, copy=False)
@@ -99,17 +104,32 @@ class Attention(Module):
             return context[:, 0], weights[:, 0]
         return context, weights
 
-    def _scores(self, query, memory):
-        """Unmasked scores (B, T_q, S) and what the backward needs of their computation."""
-        p = self._params
+    def project(self, memory, lengths=None):
+        """The memory's side of the scores, (B, S, ·), computed once per memory: the memory itself (dot),
+        W k_s (general, D_q wide) or W_k k_s (additive, A wide); padded positions 0."""
+        memory = validation.as_float_array("memory", memory, self.dtype)
+        if memory.ndim != 3 or memory.shape[-1] != self.memory_size:
+            raise ValueError(f"memory must be (B, S, {self.memory_size}), got shape {memory.shape}")
+        lengths = validation.check_lengths(lengths, memory.shape[0], memory.shape[1])
+        valid = np.arange(memory.shape[1]) < lengths[:, None]
+        with one_blas_thread():
+            return self._project(np.where(valid[..., None], memory, 0).astype(self.dtype, copy=False))
+
+    def _project(self, memory):
         if self.score == "dot":
-            return query @ memory.transpose(0, 2, 1), None
-        if self.score == "general":
-            projected = query @ p["weight"]                                       # (B, T_q, D_k)
-            return projected @ memory.transpose(0, 2, 1), projected
-        hidden = np.tanh((query @ p["query_weight"].T)[:, :, None, :]                # (B, T_q, S, A)
-                         + (memory @ p["memory_weight"].T)[:, None, :, :] + p["bias"])
-        return hidden @ p["score_weight"], hidden
+            return memory
+        weight = self._params["weight"] if self.score == "general" else self._params["memory_weight"]
+        flat = np.ascontiguousarray(memory.reshape(-1, self.memory_size))
+        keys = cpu.matmul(flat, weight.T, None, threads_for(flat.size * weight.shape[0]))
+        return keys.reshape(memory.shape[:2] + (weight.shape[0],))
+
+    def _scores(self, query, keys):
+        """Unmasked scores (B, T_q, S) from the memory's projection, and what the backward needs of them."""
+        p = self._params
+        if self.score != "additive":
+            return query @ keys.transpose(0, 2, 1), keys
+        hidden = np.tanh((query @ p["query_weight"].T)[:, :, None, :] + keys[:, None, :, :] + p["bias"])
+        return hidden @ p["score_weight"], hidden                                  # hidden (B, T_q, S, A)
 
     def backward(self, dcontext, dweights=None):
         """Gradients of the last forward's context (and weights) -> (dquery, dmemory); adds into ``grads``."""
@@ -141,10 +161,13 @@ class Attention(Module):
             dmemory += dscores.transpose(0, 2, 1) @ query
             return dscores @ memory
         if self.score == "general":
-            dprojected = dscores @ memory                                          # (B, T_q, D_k)
-            dmemory += dscores.transpose(0, 2, 1) @ extra
-            g["weight"] += query.reshape(-1, self.query_size).T @ dprojected.reshape(-1, self.memory_size)
-            return dprojected @ p["weight"].T
+            keys = extra                                                           # W k_s, (B, S, D_q)
+            dkeys = (dscores.transpose(0, 2, 1) @ query).reshape(-1, self.query_size)
+            flat_memory = np.ascontiguousarray(memory.reshape(-1, self.memory_size))
+            nchunks = threads_for(dkeys.size * self.memory_size)
+            cpu.add_matmul_tn(dkeys, flat_memory, g["weight"], nchunks)
+            dmemory += cpu.matmul(dkeys, p["weight"], None, nchunks).reshape(dmemory.shape)
+            return dscores @ keys
         hidden = extra
         g["score_weight"] += np.einsum("bqs,bqsa->a", dscores, hidden)
         dpre = dscores[..., None] * p["score_weight"] * (1 - hidden * hidden)      # (B, T_q, S, A)

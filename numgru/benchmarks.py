@@ -1128,17 +1128,18 @@ def numba_cache_files(directory):
     return sum(name.endswith((".nbi", ".nbc")) for _, _, names in os.walk(directory) for name in names)
 
 
-def _run_process(argv, env, cwd, timeout):
+def _run_process(argv, env, cwd, timeout, marker=FIRST_CALL_MARKER):
+    """Run a benchmark process: (its wall seconds, the JSON it printed after ``marker``, or None)."""
     start = time.perf_counter()
     proc = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout or "").strip()[-2000:]
-        raise RuntimeError(f"first-call process {argv[1:3]} failed with status {proc.returncode}:\n{tail}")
+        raise RuntimeError(f"benchmark process {argv[1:3]} failed with status {proc.returncode}:\n{tail}")
     marks = None
     for line in reversed(proc.stdout.splitlines()):
-        if line.startswith(FIRST_CALL_MARKER):
-            marks = json.loads(line[len(FIRST_CALL_MARKER):])
+        if line.startswith(marker):
+            marks = json.loads(line[len(marker):])
             break
     return wall, marks
 
@@ -1544,8 +1545,7 @@ class NumgruSeq2Seq:
 
     def train_step(self, rows):
         self.optimizer.zero_grad()
-        loss, dlogits = self.model._pairs_loss(self.pairs, rows)
-        self.model.backward(dlogits)
+        loss = self.model._pairs_step(self.pairs, rows)
         self.numgru.optim.clip_grad_norm([self.model], self.clip)
         self.optimizer.step()
         return loss
@@ -1635,17 +1635,43 @@ class TorchSeq2Seq:
         return loss
 
 
+ALONE_MARKER = "NUMGRU_ALONE "
+
+
+def seq2seq_alone(engine, shape=None, reps=DEFAULT_REPS, min_time=0.2, seed=0, threads=DEFAULT_THREADS):
+    """Seconds per training step of one engine's Seq2Seq (``seq2seq_model``), timed in this process with
+    no other engine in it: the median of ``reps`` samples of at least ``min_time`` s."""
+    train_step, _ = seq2seq_model(engine, shape, seed, threads, warm_up=True)
+    number = calls_per_sample(train_step, min_time)
+    return statistics.median(time_per_call(train_step, number) for _ in range(reps))
+
+
+def seq2seq_alone_process(engine, shape, reps, min_time, seed, threads, timeout=900):
+    """``seq2seq_alone`` in a fresh process of this interpreter with the engine's threads pinned by the
+    environment (only its library imported there besides numgru's data code): seconds per step."""
+    code = (f"import json\nfrom numgru import benchmarks\nprint({ALONE_MARKER!r} + json.dumps(benchmarks."
+            f"seq2seq_alone({engine!r}, {shape!r}, {reps}, {min_time}, {seed}, {threads})))")
+    env = {**os.environ, **first_call_env(engine, threads)}
+    _, seconds = _run_process([sys.executable, "-c", code], env, os.getcwd(), timeout, ALONE_MARKER)
+    return seconds
+
+
 def run_translation_bench(shape=None, reps=DEFAULT_REPS, threads=DEFAULT_THREADS, progress=True, min_time=0.2,
-                          seed=0):
+                          seed=0, alone=True, alone_rounds=3):
     """Seq2Seq training steps against the same model in torch, and beam-search decoding speed: rows.
 
     ``kind == "seq2seq-train"``: one training step a call on a batch of the
     ``translate`` task's real pairs (``shape``: SEQ2SEQ_SHAPE, the task's
-    recipe; a new seeded batch of ``batch`` pairs each call, the same for both
-    engines), steps per second and the median per-repetition time ratio
+    recipe; one of two seeded batches of ``batch`` pairs in turn, the same for
+    both engines), steps per second and the median per-repetition time ratio
     numgru/torch (< 1: numgru faster); ``loss_numgru``/``loss_torch``: both
     models' dropout-free loss on one batch from the same initial weights (the
-    same model). ``kind == "seq2seq-beam"``: ``Seq2Seq.translate`` of the 260
+    same model). The engines alternate in one process, where each one's idle
+    threads (OpenMP's spin after a parallel region) slow the other; with
+    ``alone``, each is also timed in fresh processes of its own, the engines
+    in turn for ``alone_rounds`` rounds (``alone_steps_per_s_numgru``/``_torch``:
+    the medians; ``alone_ratio``: the median of the rounds' numgru/torch time
+    ratios). ``kind == "seq2seq-beam"``: ``Seq2Seq.translate`` of the 260
     test sentences at beam ``beam`` (batches of 64), sentences per second.
     """
     from tqdm.auto import tqdm
@@ -1672,9 +1698,19 @@ def run_translation_bench(shape=None, reps=DEFAULT_REPS, threads=DEFAULT_THREADS
                 bar.update()
             tn, tt, ratio = train.summary()
             base = dict(threads=threads, dtype="float32", **shape, pairs=N)
-            rows.append(dict(base, kind="seq2seq-train", steps_per_s_numgru=1 / tn,
-                             steps_per_s_torch=None if tt is None else 1 / tt, ratio=ratio,
-                             loss_numgru=losses[0], loss_torch=losses[1]))
+            row = dict(base, kind="seq2seq-train", steps_per_s_numgru=1 / tn,
+                       steps_per_s_torch=None if tt is None else 1 / tt, ratio=ratio, loss_numgru=losses[0],
+                       loss_torch=losses[1], alone_steps_per_s_numgru=None, alone_steps_per_s_torch=None,
+                       alone_ratio=None)
+            if alone:
+                engines = ("numgru-cpu",) + (() if theirs is None else ("torch-cpu",))
+                seconds = [[seq2seq_alone_process(engine, shape, reps, min_time, seed, threads) for engine in engines]
+                           for _ in range(alone_rounds)]
+                for k, engine in enumerate(engines):
+                    row[f"alone_steps_per_s_{library(engine)}"] = 1 / statistics.median(r[k] for r in seconds)
+                if theirs is not None:
+                    row["alone_ratio"] = statistics.median(r[0] / r[1] for r in seconds)
+            rows.append(row)
             translate = lambda: ours.model.translate(task.sources_test, beam_width=shape["beam"])  # noqa: E731
             translate()
             times = []

@@ -3,7 +3,8 @@ import numpy as np
 
 from . import validation
 from .grad_mode import grad_enabled
-from .threads import one_blas_thread
+from .kernels import cpu
+from .threads import one_blas_thread, threads_for
 from .module import Module
 
 
@@ -36,11 +37,10 @@ class Linear(Module):
     def forward(self, x, check_finite=False):
         """x: (..., in_features) -> (..., out_features). Keeps x for ``backward``."""
         x = validation.check_features("x", x, self.in_features, self.dtype, check_finite)
-        flat = x.reshape(-1, self.in_features)
+        flat = np.ascontiguousarray(x.reshape(-1, self.in_features))
         with one_blas_thread():
-            y = flat @ self._params["weight"].T
-        if self.bias:
-            y += self._params["bias"]
+            y = cpu.matmul(flat, self._params["weight"].T, self._params["bias"] if self.bias else None,
+                           self._threads(flat.shape[0]))
         self._cache = x if grad_enabled() else None
         return y.reshape(x.shape[:-1] + (self.out_features,))
 
@@ -51,14 +51,19 @@ class Linear(Module):
                                "(a forward under numgru.no_grad() keeps nothing for a backward)")
         x = self._cache
         dy = validation.check_grad_output("dy", dy, x.shape[:-1] + (self.out_features,), self.dtype)
-        flat_dy = dy.reshape(-1, self.out_features)
-        flat_x = x.reshape(-1, self.in_features)
+        flat_dy = np.ascontiguousarray(dy.reshape(-1, self.out_features))
+        flat_x = np.ascontiguousarray(x.reshape(-1, self.in_features))
+        nchunks = self._threads(flat_dy.shape[0])
         with one_blas_thread():
-            self.grads["weight"] += flat_dy.T @ flat_x
-            dx = flat_dy @ self._params["weight"]
+            cpu.add_matmul_tn(flat_dy, flat_x, self.grads["weight"], nchunks)
+            dx = cpu.matmul(flat_dy, self._params["weight"], None, nchunks)
         if self.bias:
             self.grads["bias"] += flat_dy.sum(axis=0)
         return dx.reshape(x.shape)
+
+    def _threads(self, rows):
+        """Numba's threads for a product of ``rows`` rows with the weight, if it is worth waking them."""
+        return threads_for(rows * self.in_features * self.out_features)
 
     def config(self):
         """The constructor arguments that rebuild this layer (used by ``numgru.save``)."""

@@ -18,7 +18,8 @@ import math
 
 import numpy as np
 
-from . import validation
+from . import threads, validation
+from .kernels import cpu
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "clip_grad_norm"]
 
@@ -124,8 +125,6 @@ class Adam(Optimizer):
         self.maximize = bool(maximize)
 
     def _update(self, param, grad, state):
-        beta1, beta2 = self.betas
-        lr, eps, wd = self.lr, self.eps, self.weight_decay
         if not state:
             state["step"] = 0
             state["exp_avg"] = np.zeros_like(param)
@@ -133,28 +132,13 @@ class Adam(Optimizer):
             if self.amsgrad:
                 state["max_exp_avg_sq"] = np.zeros_like(param)
         state["step"] += 1
-        step = state["step"]
-        g = -grad if self.maximize else grad
-        if wd != 0:
-            if self._decoupled:
-                param *= 1 - lr * wd
-            else:
-                g = g + wd * param
-        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-        _lerp_(exp_avg, g, 1 - beta1)
-        exp_avg_sq *= beta2
-        exp_avg_sq += (1 - beta2) * g * g
-        bias_correction1 = 1 - beta1 ** step
-        bias_correction2 = 1 - beta2 ** step
-        step_size = lr / bias_correction1
-        bias_correction2_sqrt = bias_correction2 ** 0.5
-        if self.amsgrad:
-            np.maximum(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
-            denom = np.sqrt(state["max_exp_avg_sq"]) / bias_correction2_sqrt
-        else:
-            denom = np.sqrt(exp_avg_sq) / bias_correction2_sqrt
-        denom += eps
-        param += (-step_size * exp_avg) / denom    # addcdiv's order: (value * t1) / t2
+        into = param if param.flags.c_contiguous else np.ascontiguousarray(param)
+        cpu.adam_step(into, np.ascontiguousarray(grad, param.dtype), state["exp_avg"], state["exp_avg_sq"],
+                      state.get("max_exp_avg_sq"), step=state["step"], lr=self.lr, betas=self.betas, eps=self.eps,
+                      weight_decay=self.weight_decay, decoupled=self._decoupled, maximize=self.maximize,
+                      nchunks=threads.threads_for(param.size))
+        if into is not param:
+            param[...] = into
 
     def __repr__(self):
         return (f"{type(self).__name__}(lr={self.lr}, betas={self.betas}, eps={self.eps}, "

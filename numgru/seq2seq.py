@@ -104,16 +104,23 @@ class Seq2Seq(Module):
         h0 = np.tanh(self.bridge(finals))
         return np.ascontiguousarray(out.transpose(1, 0, 2)), h0, source_lengths
 
-    def _readout(self, states, memory, source_lengths):
-        """Decoder states (B, T, H) (or (B, H)) -> (logits, attentional states or None)."""
+    def _readout(self, states, memory, source_lengths, valid=None, keys=None):
+        """Decoder states (B, T, H) (or (B, H)) -> (logits, attentional states or None). With ``valid``
+        (B, T) bools, the combine and the head run at those positions alone: logits (count, V). keys: the
+        attention's projection of the memory, kept by a decoder across its steps."""
         if self.attention_score is None:
-            return self.head(self._drop("readout", states)), None
-        context, _ = self.attention(states, memory, source_lengths)
-        attentional = np.tanh(self.combine(np.concatenate([context, states], axis=-1)))
+            return self.head(self._drop("readout", states if valid is None else states[valid])), None
+        context, _ = self.attention(states, memory, source_lengths, keys=keys)
+        combined = np.concatenate([context, states], axis=-1)
+        attentional = np.tanh(self.combine(combined if valid is None else combined[valid]))
         return self.head(self._drop("readout", attentional)), attentional
 
+    def _keys(self, memory, source_lengths):
+        """The attention's projection of the memory, once for all of a decoder's steps (None: no attention)."""
+        return None if self.attention_score is None else self.attention.project(memory, source_lengths)
+
     def _decode(self, memory, h0, target_in, target_lengths):
-        """Teacher forcing: the decoder GRU over target_in (B, T) from h0 -> states (B, T, H)."""
+        """Teacher forcing: the decoder GRU over target_in (B, T) from h0 -> states (B, T, H), checked lengths."""
         target_in = validation.check_ids("target_in", target_in, self.target_embedding.num_embeddings)
         if target_in.ndim != 2 or target_in.shape[0] != memory.shape[0] or target_in.shape[1] == 0:
             raise ValueError(f"target_in must be (B={memory.shape[0]}, T) token ids with T >= 1, got shape "
@@ -121,16 +128,27 @@ class Seq2Seq(Module):
         target_lengths = validation.check_lengths(target_lengths, *target_in.shape)
         states, _ = self.decoder(self._drop("target", self.target_embedding(target_in.T)), h0=h0,
                                  lengths=target_lengths)                                             # (T, B, H)
-        return np.ascontiguousarray(states.transpose(1, 0, 2))
+        return np.ascontiguousarray(states.transpose(1, 0, 2)), target_lengths
 
     def forward(self, source, target_in, source_lengths=None, target_lengths=None):
-        """source (B, S), target_in (B, T) (teacher forcing) ids and their lengths -> logits (B, T, target vocab)."""
+        """source (B, S), target_in (B, T) (teacher forcing) ids and their lengths -> logits (B, T, target vocab).
+
+        Logits past a target's length are 0: the head runs at the valid positions alone.
+        """
+        logits, valid = self._forward_valid(source, target_in, source_lengths, target_lengths)
+        full = np.zeros(valid.shape + logits.shape[-1:], logits.dtype)
+        full[valid] = logits
+        return full
+
+    def _forward_valid(self, source, target_in, source_lengths, target_lengths):
+        """``forward`` at the valid target positions: (logits (count, V) in row-major order, valid (B, T))."""
         memory, h0, source_lengths = self._encode(source, source_lengths)
-        states = self._decode(memory, h0, target_in, target_lengths)
-        logits, attentional = self._readout(states, memory, source_lengths)
-        self._cache = dict(h0=h0, attentional=attentional, source_steps=memory.shape[1],
+        states, target_lengths = self._decode(memory, h0, target_in, target_lengths)
+        valid = np.arange(states.shape[1]) < target_lengths[:, None]
+        logits, attentional = self._readout(states, memory, source_lengths, valid)
+        self._cache = dict(h0=h0, attentional=attentional, source_steps=memory.shape[1], valid=valid,
                            masks=dict(self._masks)) if grad_enabled() else None
-        return logits
+        return logits, valid
 
     def attention_weights(self, source, target_in, source_lengths=None, target_lengths=None):
         """The attention weights (B, T, S) of teacher-forced decoding: row t says where the decoder looked
@@ -139,24 +157,34 @@ class Seq2Seq(Module):
             raise ValueError("attention_weights needs a model with attention; this one has attention=None")
         with no_grad():
             memory, h0, source_lengths = self._encode(source, source_lengths)
-            states = self._decode(memory, h0, target_in, target_lengths)
+            states, _ = self._decode(memory, h0, target_in, target_lengths)
             return self.attention(states, memory, source_lengths)[1]
 
     def backward(self, dlogits):
-        """Gradient with respect to the last forward's logits (B, T, V); adds into every parameter's grad."""
+        """Gradient with respect to the last forward's logits (B, T, V); adds into every parameter's grad.
+        Entries past each target's length are not read (those logits were not computed)."""
         if self._cache is None:
             raise RuntimeError("backward needs a forward first: call model(source, target_in, ...) before "
                                "model.backward(dlogits)")
+        valid = self._cache["valid"]
+        dlogits = validation.check_grad_output("dlogits", dlogits, valid.shape + (self.head.out_features,),
+                                               self.dtype)
+        self._backward_valid(dlogits[valid])
+
+    def _backward_valid(self, dlogits):
+        """``backward`` from the logits of the valid positions alone, (count, V) as ``_forward_valid`` gave."""
         H, L = self.hidden_size, self.num_layers
-        dreadout = self._undrop("readout", self.head.backward(dlogits))
+        valid = self._cache["valid"]
+        dreadout = self._undrop("readout", self.head.backward(dlogits))          # (count, H)
         if self.attention_score is None:
-            dstates, dmemory = dreadout, None
+            dstates, dmemory = np.zeros(valid.shape + (H,), self.dtype), None
+            dstates[valid] = dreadout
         else:
             attentional = self._cache["attentional"]
-            dcombined = self.combine.backward(dreadout * (1 - attentional * attentional))
-            dstates = dcombined[..., 2 * H:]
+            dcombined = np.zeros(valid.shape + (3 * H,), self.dtype)
+            dcombined[valid] = self.combine.backward(dreadout * (1 - attentional * attentional))
             dquery, dmemory = self.attention.backward(np.ascontiguousarray(dcombined[..., :2 * H]))
-            dstates = dstates + dquery
+            dstates = dcombined[..., 2 * H:] + dquery
         dtarget, dh0 = self.decoder.backward(np.ascontiguousarray(dstates.transpose(1, 0, 2)))
         self.target_embedding.backward(self._undrop("target", dtarget))
         h0 = self._cache["h0"]
@@ -191,6 +219,7 @@ class Seq2Seq(Module):
         try:
             with no_grad():
                 memory, h0, source_lengths = self._encode(source, source_lengths)
+                keys = self._keys(memory, source_lengths)
                 B = memory.shape[0]
                 stream = GRUStream(self.decoder, batch_size=B, h0=h0)
                 token = np.full(B, bos, np.int64)
@@ -198,7 +227,7 @@ class Seq2Seq(Module):
                 done = np.zeros(B, bool)
                 for t in range(max_len):
                     state = stream.step(np.ascontiguousarray(self.target_embedding(token)))
-                    token = self._readout(state, memory, source_lengths)[0].argmax(axis=-1)
+                    token = self._readout(state, memory, source_lengths, keys=keys)[0].argmax(axis=-1)
                     out[:, t] = token
                     done |= token == eos
                     if done.all():
@@ -228,8 +257,10 @@ class Seq2Seq(Module):
 
     def _beam_search(self, source, source_lengths, K, bos, eos, max_len, length_penalty):
         memory, h0, source_lengths = self._encode(source, source_lengths)
+        keys = self._keys(memory, source_lengths)
         B = memory.shape[0]
         memory, source_lengths = np.repeat(memory, K, axis=0), np.repeat(source_lengths, K)       # row b*K + k
+        keys = None if keys is None else np.repeat(keys, K, axis=0)
         stream = GRUStream(self.decoder, batch_size=B * K, h0=np.repeat(h0, K, axis=1))
         scores = np.full((B, K), -np.inf)
         scores[:, 0] = 0.0                               # one live beam at first: the others copy it
@@ -240,7 +271,7 @@ class Seq2Seq(Module):
         rows = np.arange(B)[:, None]
         for t in range(max_len):
             state = stream.step(np.ascontiguousarray(self.target_embedding(last)))
-            logits = self._readout(state, memory, source_lengths)[0].astype(np.float64)
+            logits = self._readout(state, memory, source_lengths, keys=keys)[0].astype(np.float64)
             log_probs = logits - logits.max(axis=-1, keepdims=True)
             log_probs -= np.log(np.exp(log_probs).sum(axis=-1, keepdims=True))
             log_probs = log_probs.reshape(B, K, -1)
@@ -320,11 +351,19 @@ class Seq2Seq(Module):
         return pairs
 
     def _pairs_loss(self, pairs, rows):
-        """Mean token cross-entropy of the pairs' ``rows`` and its dlogits (each batch cut to its longest)."""
+        """Mean token cross-entropy of the pairs' ``rows`` and its gradient with respect to the logits of the
+        valid positions (each batch cut to its longest sentences); ``_backward_valid`` takes it."""
         source, source_lengths, target_in, target_out, target_lengths = pairs
         S, T = source_lengths[rows].max(), target_lengths[rows].max()
-        logits = self.forward(source[rows, :S], target_in[rows, :T], source_lengths[rows], target_lengths[rows])
-        return losses.cross_entropy(logits, target_out[rows, :T], lengths=target_lengths[rows], batch_first=True)
+        logits, valid = self._forward_valid(source[rows, :S], target_in[rows, :T], source_lengths[rows],
+                                            target_lengths[rows])
+        return losses.cross_entropy(logits, target_out[rows, :T][valid])
+
+    def _pairs_step(self, pairs, rows):
+        """Forward, loss and backward of the pairs' ``rows``: the gradients added, the mean loss returned."""
+        value, dlogits = self._pairs_loss(pairs, rows)
+        self._backward_valid(dlogits)
+        return value
 
     def loss(self, sources, targets, batch_size=256):
         """Mean cross-entropy per target token (<eos> included) of teacher-forced decoding, in eval mode."""
@@ -371,12 +410,7 @@ class Seq2Seq(Module):
             def validation_loss():
                 return self._mean_loss(val_pairs, 256)
 
-        def step(rows):
-            value, dlogits = self._pairs_loss(pairs, rows)
-            self.backward(dlogits)
-            return value
-
-        return fit_rows(self, step, len(pairs[0]), validation_loss=validation_loss, epochs=epochs,
+        return fit_rows(self, lambda rows: self._pairs_step(pairs, rows), len(pairs[0]), validation_loss=validation_loss, epochs=epochs,
                         batch_size=batch_size, lr=lr, weight_decay=weight_decay, patience=patience,
                         min_delta=min_delta, clip_norm=clip_norm, shuffle=shuffle, seed=seed,
                         restore_best=restore_best, progress=progress, desc=desc)

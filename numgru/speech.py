@@ -31,8 +31,8 @@ from .kernels import cpu
 from .linear import Linear
 from .module import Module
 from .streaming import GRUStream
-from .text_classifier import POOLINGS, _check_classes, _threads_for
-from .threads import one_blas_thread
+from .text_classifier import POOLINGS, _check_classes
+from .threads import one_blas_thread, threads_for
 
 __all__ = ["front_end", "prepare", "global_statistics", "SpeechClassifierModel", "CTCModel", "SpeechStream",
            "ctc_objective", "label_error_rate", "summary_features", "summary_logistic_regression", "energy_segments",
@@ -208,9 +208,9 @@ class SpeechClassifierModel(_AcousticModel):
             features, argmax = (hn[-1] if self.gru.num_directions == 1 else
                                 np.concatenate([hn[-2], hn[-1]], axis=-1)), None
         elif self.pooling == "mean":
-            features, argmax = cpu.mean_pool(out, lengths, _threads_for(out.size)), None
+            features, argmax = cpu.mean_pool(out, lengths, threads_for(out.size)), None
         else:
-            features, argmax = cpu.max_pool(out, lengths, _threads_for(out.size))
+            features, argmax = cpu.max_pool(out, lengths, threads_for(out.size))
         mask = None
         if self.training and self.dropout > 0:
             mask = self._dropout_mask(features.shape, self.dropout)
@@ -239,9 +239,9 @@ class SpeechClassifierModel(_AcousticModel):
             else:
                 dhn[-2], dhn[-1] = dfeatures[:, :H], dfeatures[:, H:]
         elif self.pooling == "mean":
-            dout = cpu.mean_pool_backward(cache["lengths"], dfeatures, steps, _threads_for(dfeatures.size * steps))
+            dout = cpu.mean_pool_backward(cache["lengths"], dfeatures, steps, threads_for(dfeatures.size * steps))
         else:
-            dout = cpu.max_pool_backward(cache["argmax"], dfeatures, steps, _threads_for(dfeatures.size * steps))
+            dout = cpu.max_pool_backward(cache["argmax"], dfeatures, steps, threads_for(dfeatures.size * steps))
         self.gru.backward(dout, dhn)
 
     def predict_logits(self, x, lengths=None, batch_size=256):

@@ -29,7 +29,7 @@ with a ``ValueError`` naming it. It runs on the CPU.
 """
 import numpy as np
 
-from . import config, losses, text, threads, validation
+from . import losses, text, threads, validation
 from .embedding import Embedding
 from .grad_mode import grad_enabled, no_grad
 from .gru import GRU
@@ -68,11 +68,6 @@ def _check_classes(classes, num_classes):
     if len(set(values)) != len(values):
         raise ValueError(f"classes must be distinct, got {values}")
     return values
-
-
-def _threads_for(work):
-    """Numba's threads for ``work`` elements worth waking them for (as the recurrences decide), else 1."""
-    return threads._numba_threads() if work >= config.PARALLEL_MIN_REGION_WORK else 1
 
 
 class TextClassifierModel(Module):
@@ -161,7 +156,7 @@ class TextClassifierModel(Module):
         if self.pooling == "last":
             D = self.gru.num_directions
             return (hn[-1] if D == 1 else np.concatenate([hn[-2], hn[-1]], axis=-1)), None
-        nchunks = _threads_for(out.size)
+        nchunks = threads.threads_for(out.size)
         if self.pooling == "mean":
             return cpu.mean_pool(np.ascontiguousarray(out), lengths, nchunks), None
         return cpu.max_pool(np.ascontiguousarray(out), lengths, nchunks)
@@ -188,9 +183,9 @@ class TextClassifierModel(Module):
                 dhn[-2] = dfeatures[:, :H]
                 dhn[-1] = dfeatures[:, H:]
         elif self.pooling == "mean":
-            dout = cpu.mean_pool_backward(lengths, dfeatures, T, _threads_for(dfeatures.size * T))
+            dout = cpu.mean_pool_backward(lengths, dfeatures, T, threads.threads_for(dfeatures.size * T))
         else:
-            dout = cpu.max_pool_backward(cache["argmax"], dfeatures, T, _threads_for(dfeatures.size * T))
+            dout = cpu.max_pool_backward(cache["argmax"], dfeatures, T, threads.threads_for(dfeatures.size * T))
         dx, _ = self.gru.backward(dout, dhn)
         if cache["embedding_mask"] is not None:
             dx *= cache["embedding_mask"]

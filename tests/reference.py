@@ -229,3 +229,37 @@ def numerical_grad(f, arr, eps=1e-6):
         arr[idx] = old
         g[idx] = (fp - fm) / (2.0 * eps)
     return g
+
+
+# --------------------------------------------------------------------------
+def adam_reference(param, grad, state, lr, betas, eps, weight_decay, amsgrad, maximize, decoupled):
+    """torch's single-tensor Adam/AdamW step as whole-array NumPy operations, in place (state: a dict)."""
+    beta1, beta2 = betas
+    if not state:
+        state.update(step=0, exp_avg=np.zeros_like(param), exp_avg_sq=np.zeros_like(param))
+        if amsgrad:
+            state["max_exp_avg_sq"] = np.zeros_like(param)
+    state["step"] += 1
+    g = -grad if maximize else grad
+    if weight_decay != 0:
+        if decoupled:
+            param *= 1 - lr * weight_decay
+        else:
+            g = g + weight_decay * param
+    exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+    weight = 1 - beta1
+    if abs(weight) < 0.5:                                   # torch.lerp's two branches
+        exp_avg += weight * (g - exp_avg)
+    else:
+        exp_avg[...] = g - (g - exp_avg) * (1 - weight)
+    exp_avg_sq *= beta2
+    exp_avg_sq += (1 - beta2) * g * g
+    step_size = lr / (1 - beta1 ** state["step"])
+    bias_correction2_sqrt = (1 - beta2 ** state["step"]) ** 0.5
+    if amsgrad:
+        np.maximum(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
+        denom = np.sqrt(state["max_exp_avg_sq"]) / bias_correction2_sqrt
+    else:
+        denom = np.sqrt(exp_avg_sq) / bias_correction2_sqrt
+    denom += eps
+    param += (-step_size * exp_avg) / denom

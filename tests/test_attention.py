@@ -135,3 +135,21 @@ def test_save_and_load(tmp_path):
     query, memory = _inputs()
     assert repr(again) == repr(layer)
     assert np.array_equal(again(query, memory, LENGTHS)[0], layer(query, memory, LENGTHS)[0])
+
+
+@pytest.mark.parametrize("score", ["additive", "dot", "general"])
+def test_keys_projected_once_give_the_same_bits(score):
+    """A decoder projects the memory once (``project``) and passes it to every step's forward."""
+    layer = _layer(score, dq=DK if score == "dot" else DQ)
+    query, memory = _inputs(dq=DK if score == "dot" else DQ)
+    padded = memory.copy()
+    padded[1, LENGTHS[1]:] = 1e6                                     # never read, even through the keys
+    keys = layer.project(padded, LENGTHS)
+    assert not keys[1, LENGTHS[1]:].any()
+    for q in (query, query[:, 0]):
+        fresh = layer(q, memory, LENGTHS)
+        kept = layer(q, padded, LENGTHS, keys=keys)
+        for a, b in zip(fresh, kept):
+            assert np.array_equal(a, b)
+    with pytest.raises(ValueError, match="memory must be"):
+        layer.project(memory[0])

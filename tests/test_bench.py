@@ -522,7 +522,8 @@ def test_seq2seq_models_compute_the_same_steps(restore_threads):
 
 
 def test_run_translation_bench_tiny(restore_threads):
-    rows = harness.run_translation_bench(shape=TINY_SEQ2SEQ, reps=2, progress=False, min_time=0.002)
+    rows = harness.run_translation_bench(shape=TINY_SEQ2SEQ, reps=2, progress=False, min_time=0.002, alone_rounds=1)
+    assert rows[0]["alone_steps_per_s_numgru"] > 0 and (rows[0]["alone_ratio"] is not None) == HAVE_TORCH
     assert [r["kind"] for r in rows] == ["seq2seq-train", "seq2seq-beam"]
     assert rows[0]["steps_per_s_numgru"] > 0 and (rows[0]["ratio"] is not None) == HAVE_TORCH
     assert rows[1]["sentences"] == 260 and rows[1]["sentences_per_s"] > 0

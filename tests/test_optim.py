@@ -156,3 +156,29 @@ def test_clip_grad_norm_result_and_nonfinite():
         optim.clip_grad_norm([head], 1.0, error_if_nonfinite=True)
     with pytest.raises(ValueError, match="max_norm must lie in"):
         optim.clip_grad_norm([head], -1.0)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name,kwargs", [case for case in CASES if case[0] != "SGD"] + [("Adam", dict(betas=(0.3, 0.9)))])
+def test_adam_kernel_gives_the_bits_of_the_whole_array_formulas(name, kwargs, dtype):
+    """The compiled one-pass step (serial, and parallel on a parameter big enough for threads) against
+    tests/reference.py's NumPy operations: the same bits, step after step."""
+    from reference import adam_reference
+    modules = [numgru.GRU(3, 300, dtype=dtype, seed=0), numgru.Linear(300, 5, dtype=dtype, seed=1)]
+    assert max(p.size for m in modules for p in m.parameters().values()) >= numgru.config.PARALLEL_MIN_REGION_WORK
+    params = [p.copy() for m in modules for p in m.parameters().values()]
+    opt = getattr(optim, name)(modules, **kwargs)
+    settings = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01 if name == "AdamW" else 0.0,
+                    amsgrad=False, maximize=False)
+    settings.update(kwargs)
+    states = [{} for _ in params]
+    rng = np.random.default_rng(0)
+    for step in range(4):
+        grads = [(10.0 ** (step - 2) * rng.standard_normal(p.shape)).astype(dtype) for p in params]
+        for (module, key), g in zip(opt._keys, grads):
+            opt.modules[module].grads[key][...] = g
+        opt.step()
+        for p, g, state in zip(params, grads, states):
+            adam_reference(p, g, state, decoupled=name == "AdamW", **settings)
+        for (module, key), p in zip(opt._keys, params):
+            assert np.array_equal(opt.modules[module].parameters()[key], p), (step, key)

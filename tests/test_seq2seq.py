@@ -67,7 +67,7 @@ def test_a_copy_task_is_learnt_exactly_and_decoded_greedily(tmp_path):
     rng = np.random.default_rng(0)
     model = numgru.Seq2Seq(10, 10, embedding_dim=16, hidden_size=32, seed=0)
     optimizer = numgru.optim.Adam([model], lr=0.01)
-    for _ in range(400):
+    for _ in range(800):
         batch = _batch(rng, 32, 10)
         optimizer.zero_grad()
         model.backward(_loss(model, batch)[1])
