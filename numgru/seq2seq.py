@@ -280,7 +280,9 @@ class Seq2Seq(Module):
             log_probs[ended, eos] = 0.0
             V = log_probs.shape[-1]
             candidates = (scores[:, :, None] + log_probs).reshape(B, K * V)
-            best = np.argsort(-candidates, axis=1, kind="stable")[:, :K]
+            # The K best of K x V, in a stable sort's order (score, then index): a partition, then K sorted.
+            best = np.argpartition(-candidates, K - 1, axis=1)[:, :K]
+            best = np.take_along_axis(best, np.lexsort((best, -candidates[rows, best]), axis=-1), axis=1)
             beam, token = best // V, best % V
             scores = candidates[rows, best]
             was_ended = ended[rows, beam]
