@@ -1108,5 +1108,5 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, step, lr, bet
     nchunks = max(1, min(nchunks, flat[0].shape[0]))
     _ADAM_STEP[nchunks > 1](*flat, amsgrad, maximize, cast(0 if decoupled else weight_decay),
                             cast(1 - lr * weight_decay) if decoupled else cast(1), cast(1 - beta1),
-                            cast(1 - (1 - beta1)), abs(1 - beta1) < 0.5, cast(beta2), cast(1 - beta2), cast(-lr / (1 - beta1 ** step)),
-                            cast((1 - beta2 ** step) ** 0.5), cast(eps), nchunks)
+                            cast(1 - (1 - beta1)), abs(1 - beta1) < 0.5, cast(beta2), cast(1 - beta2),
+                            cast(-lr / (1 - beta1 ** step)), cast((1 - beta2 ** step) ** 0.5), cast(eps), nchunks)

@@ -56,7 +56,8 @@ from .serialization import ModelFileError, load, save
 
 __all__ = ["GRU", "GRUCell", "GRUStream", "gru_forward", "gru_backward", "no_grad", "Linear", "Embedding", "GRUModel",
            "LanguageModel", "TextClassifierModel", "SpeechClassifierModel", "CTCModel", "SpeechStream", "Attention",
-           "Seq2Seq", "audio", "bleu", "ctc", "losses", "optim", "speech", "tasks", "text", "fit", "evaluate", "predict",
+           "Seq2Seq", "audio", "bleu", "ctc", "losses", "optim", "speech", "tasks", "text", "fit", "evaluate",
+           "predict",
            "History", "save", "load", "ModelFileError", "from_torch", "to_torch", "from_keras", "to_keras",
            "export_onnx", "import_onnx", "import_onnx_operators", "__version__"]
 

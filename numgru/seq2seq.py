@@ -412,7 +412,8 @@ class Seq2Seq(Module):
             def validation_loss():
                 return self._mean_loss(val_pairs, 256)
 
-        return fit_rows(self, lambda rows: self._pairs_step(pairs, rows), len(pairs[0]), validation_loss=validation_loss, epochs=epochs,
+        return fit_rows(self, lambda rows: self._pairs_step(pairs, rows), len(pairs[0]),
+                        validation_loss=validation_loss, epochs=epochs,
                         batch_size=batch_size, lr=lr, weight_decay=weight_decay, patience=patience,
                         min_delta=min_delta, clip_norm=clip_norm, shuffle=shuffle, seed=seed,
                         restore_best=restore_best, progress=progress, desc=desc)

@@ -35,7 +35,8 @@ from . import validation
 __all__ = ["Task", "TASKS", "load", "pattern", "adding", "copy_memory", "mackey_glass", "sunspots", "waveforms",
            "mackey_glass_series", "sunspots_series", "shakespeare_text", "sentiment_sentences", "tatoeba_pairs",
            "TextTask", "TEXT_TASKS", "shakespeare", "TextClassificationTask", "TEXT_CLASSIFICATION_TASKS", "sentiment",
-           "TranslationTask", "translate", "TRANSLATION_TASKS", "FSDD_SPEAKERS", "Recordings", "fsdd_recordings", "SpeechTask", "digits", "digit_strings", "SPEECH_TASKS"]
+           "TranslationTask", "translate", "TRANSLATION_TASKS", "FSDD_SPEAKERS", "Recordings", "fsdd_recordings",
+           "SpeechTask", "digits", "digit_strings", "SPEECH_TASKS"]
 
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 
@@ -578,9 +579,9 @@ def translate(seed=0, n_train=None, n_test=None, test_fraction=0.1, val_fraction
                            [p[0] for p in val_pairs], [p[1] for p in val_pairs],
                            test, [translations[source] for source in test], tokenizer="word", source_lower=True,
                            target_lower=False,
-                           recipe=dict(embedding_dim=128, hidden=256, layers=1, attention="general", dropout=0.3, batch=32,
-                                       lr=2e-3, clip=5.0, epochs=40, patience=5, beam=5, length_penalty=1.0,
-                                       max_len=30),
+                           recipe=dict(embedding_dim=128, hidden=256, layers=1, attention="general", dropout=0.3,
+                                       batch=32, lr=2e-3, clip=5.0, epochs=40, patience=5, beam=5,
+                                       length_penalty=1.0, max_len=30),
                            params=dict(seed=seed, n_train=n_train, n_test=n_test, test_fraction=test_fraction,
                                        val_fraction=val_fraction))
 

@@ -159,7 +159,7 @@ def test_clip_grad_norm_result_and_nonfinite():
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("name,kwargs", [case for case in CASES if case[0] != "SGD"] + [("Adam", dict(betas=(0.3, 0.9)))])
+@pytest.mark.parametrize("name,kwargs", [c for c in CASES if c[0] != "SGD"] + [("Adam", dict(betas=(0.3, 0.9)))])
 def test_adam_kernel_gives_the_bits_of_the_whole_array_formulas(name, kwargs, dtype):
     """The compiled one-pass step (serial, and parallel on a parameter big enough for threads) against
     tests/reference.py's NumPy operations: the same bits, step after step."""
