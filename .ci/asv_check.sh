@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # CI for the asv suite: it must import, pass `asv check`, and run a small subset
 # (the smallest shape of every benchmark, the first lengths case of the ragged
-# one, plus the skip path of the CUDA engines) against the installed numgru, so
-# the suite cannot rot.
+# one, onnxruntime's forward, plus the skip path of the CUDA engines) against
+# the installed numgru, so the suite cannot rot.
 # Needs numgru installed in this python (.ci/run installs it first); installs asv if missing.
 # Usage: .ci/asv_check.sh        (PYTHON=python3.11 .ci/asv_check.sh for another interpreter)
 set -euo pipefail
@@ -21,7 +21,7 @@ asv=("$PYTHON" -m asv)
 
 # One parameter set per benchmark. Regexes match "name(param, ...)"; string params are quoted.
 subset=(
-    --bench "Forward\.time_forward\('(numgru|torch)-(cpu|cuda)', 1, 64\)"
+    --bench "Forward\.time_forward\('(numgru|torch|onnxruntime)-(cpu|cuda)', 1, 64\)"
     --bench "TrainStep\..*\('(numgru|torch)-cpu', 1, 64\)"
     --bench "Streaming\.time_step\('(numgru|torch)-cpu', 64\)"
     --bench "Ragged\..*\('(numgru|torch)-cpu', 'full'\)"
@@ -57,5 +57,10 @@ for name in text.LanguageModel.time_train_step text.LanguageModel.time_generate 
         exit 1
     fi
 done
+# onnxruntime is a Forward engine, not a benchmark of its own: where it is installed, its row must hold a time.
+if "$PYTHON" -c "import onnx, onnxruntime" 2>/dev/null && ! grep -Eq "onnxruntime-cpu +1 +[0-9.]+±" "$log"; then
+    echo "asv_check: gru.Forward.time_forward did not time onnxruntime-cpu at B=1, H=64 (skipped or failed)" >&2
+    exit 1
+fi
 
 echo "asv_check: OK in $((SECONDS - start)) s"

@@ -7,6 +7,7 @@
     python -m numgru.bench --race 600 --chart race.png   # numgru and torch train tiny Shakespeare for 600 s each
     python -m numgru.bench --speech          # only the speech table: CTC against torch, features against librosa
     python -m numgru.bench --translation     # only the translation table: Seq2Seq training against torch, beam search
+    python -m numgru.bench --onnx            # only numgru's forward against onnxruntime, and the bandwidth floor
 
 (also ``python -m numgru bench ...``). What is measured, and how, is defined
 once in ``numgru.benchmarks`` (shared with the asv suite); this module only
@@ -43,6 +44,12 @@ Timed calls, float32 (``--dtype float64`` for double), input size I = H:
   (``numgru.benchmarks.TorchSeq2Seq``), alternating in one process and each alone in fresh
   processes (an engine's idle OpenMP threads slow the other one in a shared process);
   and beam search at width 5 over the 260 test sentences (sentences a second);
+- onnx (``--onnx``): numgru's forward against onnxruntime's CPU GRU running numgru's own
+  exported graph (``numgru.export_onnx``, the same weights), on the forward grid: alternating in
+  one process with onnxruntime's thread spinning off, and each engine alone in fresh processes
+  with its defaults; and the floor of the B=1 forward, the bytes it must read (W_hh at every
+  step, W_ih once) over the read bandwidth NumPy measures on an array of W_hh's size (and from
+  memory), one and two threads; see ``numgru.benchmarks.run_onnx_bench``;
 - first call (``--first-call``): import + first forward + first backward of
   each entry point in a fresh process, with an empty Numba cache (cold) and
   then the filled one (warm); see ``numgru.benchmarks.measure_first_call``.
@@ -59,6 +66,7 @@ skipped with a message.
 """
 import argparse
 import datetime
+import importlib.metadata
 import os
 import platform
 import sys
@@ -90,6 +98,7 @@ def format_table(rows):
     text = [r for r in rows if r.get("kind") in ("lm-train", "lm-generate")]
     speech = [r for r in rows if r.get("kind") in ("ctc", "features", "speech-stream")]
     translation = [r for r in rows if r.get("kind") in ("seq2seq-train", "seq2seq-beam")]
+    onnx = [r for r in rows if r.get("kind") in ("onnx-forward", "read-bandwidth", "forward-floor")]
 
     def gap():
         if lines:
@@ -181,7 +190,51 @@ def format_table(rows):
     if translation:
         gap()
         lines += _translation_lines(translation)
+    if onnx:
+        gap()
+        lines += _onnx_lines(onnx)
     return "\n".join(lines)
+
+
+def _onnx_lines(rows):
+    """Markdown tables of ``--onnx``: the forward grid against onnxruntime, read bandwidth, the B=1 floor."""
+    forward = [r for r in rows if r["kind"] == "onnx-forward"]
+    bandwidth = [r for r in rows if r["kind"] == "read-bandwidth"]
+    floors = [r for r in rows if r["kind"] == "forward-floor"]
+    lines = []
+    if forward:
+        lines += ["numgru (no_grad) against onnxruntime on numgru's exported graph, float32, I = H; ratio: time "
+                  "numgru/onnxruntime (< 1: numgru faster); alternating: one process, onnxruntime's spinning off, "
+                  "median of per-repetition ratios; alone: each engine in fresh processes with its defaults",
+                  "", "| T | B | H | ms numgru | ms onnxruntime | numgru/onnxruntime alternating "
+                  "| ms numgru alone | ms onnxruntime alone | numgru/onnxruntime alone |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in forward:
+            lines.append(f"| {r['T']} | {r['B']} | {r['H']} | {_ms(r['ms_numgru'])} | {_ms(r['ms_onnxruntime'])} "
+                         f"| {_fmt(r['ratio'], '.2f')} | {_ms(r['alone_ms_numgru'])} "
+                         f"| {_ms(r['alone_ms_onnxruntime'])} | {_fmt(r['alone_ratio'], '.2f')} |")
+    if bandwidth:
+        counts = list(bandwidth[0]["gbs"])
+        lines += ["", "Read bandwidth, GB/s: a float32 array read again and again, one part per thread "
+                      "(np.dot(part, part), BLAS at one thread each)", "",
+                  "| array | MB | " + " | ".join(f"{t} thread{'s' * (t > 1)}" for t in counts) + " |",
+                  "|---|---:|" + "---:|" * len(counts)]
+        for r in bandwidth:
+            lines.append(f"| {r['what']} | {r['nbytes'] / 1e6:.3g} | "
+                         + " | ".join(f"{r['gbs'][t]:.1f}" for t in counts) + " |")
+    if floors:
+        lines += ["", "Floor of the B=1 forward: the bytes it must read (W_hh at every step, W_ih once) at the best "
+                      "read rate on W_hh's size; % of floor: an engine's time / the floor", "",
+                  "| T | H | MB read | GB/s | floor ms | floor ms at memory's rate "
+                  "| numgru ms / % of floor, alternating | onnxruntime ms / % alternating "
+                  "| numgru ms / % alone | onnxruntime ms / % alone |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in floors:
+            cells = [f"{_ms(r[key])} / {_fmt(r[key.replace('ms_', 'pct_')], '.0f')}"
+                     for key in ("ms_numgru", "ms_onnxruntime", "alone_ms_numgru", "alone_ms_onnxruntime")]
+            lines.append(f"| {r['T']} | {r['H']} | {r['nbytes'] / 1e6:.3g} | {r['floor_gbs']:.0f} "
+                         f"| {_ms(r['floor_ms'])} | {_ms(r['memory_floor_ms'])} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _translation_lines(rows):
@@ -241,6 +294,8 @@ def machine_info(threads=2):
     torch = harness.import_torch()
     versions = f"numgru {numgru.__version__}, numba {numba.__version__}, NumPy {np.__version__}"
     versions += f", torch {torch.__version__}" if torch is not None else ", torch not installed"
+    if harness.unavailable("onnxruntime-cpu") is None:
+        versions += f", onnxruntime {importlib.metadata.version('onnxruntime')}"
     return (f"{datetime.date.today().isoformat()}, {cpu} ({os.cpu_count()} cores), {threads} threads, "
             f"Python {platform.python_version()}, {versions}")
 
@@ -335,6 +390,10 @@ def add_arguments(parser):
     parser.add_argument("--translation", action="store_true",
                         help="only the translation table: Seq2Seq training steps against the same model in torch, "
                              "beam-search sentences per second (see numgru.benchmarks.SEQ2SEQ_SHAPE)")
+    parser.add_argument("--onnx", action="store_true",
+                        help="only numgru's forward against onnxruntime on its exported graph (the forward grid, "
+                             "alternating in one process and each alone in fresh processes), read bandwidth and "
+                             "the B=1 forward's bandwidth floor (see numgru.benchmarks.run_onnx_bench)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -421,6 +480,13 @@ def _print_rows(rows, threads):
     return 0
 
 
+def _grid(args, shapes, quick):
+    """The (T, B, H) shapes to run: ``--shapes`` (T from ``--seq-len`` where not given), else the quick or full grid."""
+    if shapes:
+        return [(args.seq_len if T is None else T, B, H) for T, B, H in shapes]
+    return [(args.seq_len, B, H) for _, B, H in (harness.QUICK_GRID if quick else harness.FULL_GRID)]
+
+
 def main(args):
     """Run the benchmark described by parsed ``args``; print the table. Returns an exit status."""
     quick = getattr(args, "quick", False)
@@ -445,15 +511,15 @@ def main(args):
             harness.run_speech_stream_bench(reps=reps, progress=progress)) if row is not None], threads)
     if getattr(args, "translation", False):
         return _print_rows(harness.run_translation_bench(reps=reps, threads=threads, progress=progress), threads)
+    if getattr(args, "onnx", False):
+        grid = _grid(args, shapes, quick)
+        return _print_rows(harness.run_onnx_bench(grid=grid, reps=reps, threads=threads, progress=progress), threads)
     if getattr(args, "text", False):
         return _print_rows(harness.run_text_bench(reps=reps, threads=threads, progress=progress), threads)
     ragged_only = getattr(args, "ragged", False)
     rows = []
     if not ragged_only:
-        if shapes:
-            grid = [(args.seq_len if T is None else T, B, H) for T, B, H in shapes]
-        else:
-            grid = [(args.seq_len, B, H) for _, B, H in (harness.QUICK_GRID if quick else harness.FULL_GRID)]
+        grid = _grid(args, shapes, quick)
         rows = harness.run_bench(grid=grid, reps=reps, threads=threads, progress=progress,
                                  step=not args.no_step, dtype=dtype)
         if not rows:

@@ -1,16 +1,19 @@
-"""The benchmark harness, defined once: what numgru is timed on against PyTorch, and how.
+"""The benchmark harness, defined once: what numgru is timed on against PyTorch and onnxruntime, and how.
 
 ``numgru.bench`` (``python -m numgru bench``: tables, charts, the command line)
 and the asv suite (``asv_bench/benchmarks``) both take from here:
 
 - the shapes: ``SEQ_LEN``, ``BATCHES``, ``HIDDEN``, ``FULL_GRID``, ``QUICK_GRID``;
-- the engines (``ENGINES``: numgru or torch, on the CPU or CUDA) and their model
-  builders, ``sequence_model`` and ``step_model``;
+- the engines (``ENGINES``: numgru or torch, on the CPU or CUDA, and onnxruntime's
+  CPU GRU for inference) and their model builders, ``sequence_model`` and ``step_model``;
 - thread pinning (``pin_threads``, ``pinned_threads``): both engines get the
   same number of threads (Numba's pool, torch's intra-op pool, BLAS capped too);
 - the ragged-batch cases (``RAGGED_CASES``, ``ragged_lengths``);
-- the GEMM ceiling (``gemm_ceiling``);
-- the in-process measurements (``run_bench``, ``run_ragged``);
+- the GEMM ceiling (``gemm_ceiling``) and the read-bandwidth floor (``read_bandwidth``,
+  ``forward_floor``);
+- the in-process measurements (``run_bench``, ``run_ragged``), and numgru against
+  onnxruntime both in one process and each engine alone in fresh processes
+  (``run_onnx_bench``, ``alone_process``);
 - the first-call (cold/warm start) sources and their measurement in fresh
   processes (``first_call_source``, ``measure_first_call``).
 
@@ -19,7 +22,8 @@ outside the package (the suite loads it by path, from the installed numgru or,
 for commits from before it existed, from its own checkout): absolute imports
 only, nothing of numgru but its public API (with fallbacks for what older
 commits lack), and numba, torch and numgru itself imported lazily, so that a
-torch benchmark process never loads numgru and vice versa. ``HARNESS_VERSION``
+torch benchmark process never loads numgru and vice versa (an onnxruntime process
+does load numgru: its graph is numgru's export). ``HARNESS_VERSION``
 changes whenever a name the suite uses changes.
 """
 import collections
@@ -40,7 +44,7 @@ import time
 
 import numpy as np
 
-HARNESS_VERSION = 3
+HARNESS_VERSION = 4
 
 SEQ_LEN = 200
 BATCHES = (1, 16, 64)
@@ -51,7 +55,10 @@ DEFAULT_REPS = 5
 QUICK_REPS = 3
 DEFAULT_THREADS = 2          # the cores of the project's benchmark machine
 DTYPES = ("float32", "float64")
-ENGINES = ("numgru-cpu", "numgru-cuda", "torch-cpu", "torch-cuda")
+ENGINES = ("numgru-cpu", "numgru-cuda", "torch-cpu", "torch-cuda", "onnxruntime-cpu")
+# onnxruntime is an inference runtime: it runs the forward of numgru's exported graph and nothing else
+# (no training, streaming, ragged batches or JIT), so the other benchmarks are numgru's and torch's.
+TRAINING_ENGINES = ENGINES[:4]
 
 
 def flops_forward(T, B, H, I=None):
@@ -81,7 +88,7 @@ def import_torch():
 # --------------------------------------------------------------------------------------- engines
 
 def library(engine):
-    """'numgru' or 'torch'."""
+    """'numgru', 'torch' or 'onnxruntime'."""
     return engine.split("-")[0]
 
 
@@ -98,6 +105,8 @@ def unavailable(engine):
     lib, dev = library(engine), device(engine)
     if importlib.util.find_spec(lib) is None:
         return f"{lib} is not installed"
+    if lib == "onnxruntime":
+        return None if importlib.util.find_spec("onnx") is not None else "onnx (numgru's exporter) is not installed"
     if lib == "torch":
         import torch
         if dev == "cuda" and not torch.cuda.is_available():
@@ -129,7 +138,9 @@ def pin_threads(threads, engine=None):
 
     ``engine`` None pins both libraries (torch only where it is installed);
     an engine name pins only its own library, so that a numgru process never
-    imports torch and vice versa. Returns what ``restore_threads`` needs to
+    imports torch and vice versa. onnxruntime has no process-wide pool: its
+    threads are given to each session (``OnnxruntimeSequence``), so for it only
+    BLAS is capped here. Returns what ``restore_threads`` needs to
     undo it. Numba's count is capped at NUMBA_NUM_THREADS; the returned state
     holds the count actually given, under "threads".
     """
@@ -272,6 +283,47 @@ class TorchSequence:
         return self.forward()[0].cpu().numpy()
 
 
+class OnnxruntimeSequence:
+    """onnxruntime's CPU GRU on numgru's own graph (``numgru.export_onnx``): ``forward()`` only.
+
+    The weights are those of ``numgru.GRU(I, H, seed=seed)``, as ``NumgruSequence``
+    has them, or ``state_dict``'s. ``threads``: the session's intra-op threads
+    (None: onnxruntime's default, one per core), with inter-op parallelism off
+    (one GRU node). ``spinning``: whether its idle intra-op threads spin waiting
+    for work (``session.intra_op.allow_spinning``; None: its default, they do),
+    which in a shared process takes the cores from numgru's threads.
+    NotImplementedError for what it cannot run: training, float64 (its GRU
+    kernel is float32 only), ragged batches, and a numgru without ``export_onnx``.
+    """
+
+    def __init__(self, dev, T, B, H, I, training=False, dtype="float32", lengths=None, seed=0, state_dict=None,
+                 threads=None, spinning=None):
+        if training or dtype != "float32" or lengths is not None:
+            raise NotImplementedError("onnxruntime-cpu runs only the float32 forward of a full batch")
+        import numgru
+        import onnxruntime
+        if not hasattr(numgru, "export_onnx"):
+            raise NotImplementedError("this numgru has no export_onnx")
+        gru = numgru.GRU(I, H, device="cpu", seed=seed)
+        if state_dict is not None:
+            gru.load_state_dict(state_dict)
+        options = onnxruntime.SessionOptions()
+        options.inter_op_num_threads = 1
+        if threads is not None:
+            options.intra_op_num_threads = int(threads)
+        if spinning is not None:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+        self.session = onnxruntime.InferenceSession(numgru.export_onnx(gru).SerializeToString(), options,
+                                                    providers=["CPUExecutionProvider"])
+        self.feed = {"x": inputs((T, B, I), seed + 1, dtype)}
+
+    def forward(self):
+        return self.session.run(None, self.feed)
+
+    def output(self):
+        return self.forward()[0]
+
+
 class NumgruStep:
     """numgru's streaming interface (GRUStream, CPU) where it exists, else a GRUCell carrying h."""
 
@@ -331,14 +383,16 @@ def _build(engine, cls, *args, **kwargs):
 
 
 def sequence_model(engine, T, B, H, I=None, *, training=False, lengths=None, dtype="float32", seed=0,
-                   threads=None, state_dict=None, warm_up=True):
+                   threads=None, state_dict=None, spinning=None, warm_up=True):
     """A GRU of ``engine`` over a (T, B, I) sequence: ``.forward()`` / ``.train_step()``.
 
     I defaults to H. ``lengths`` (B,) makes the batch ragged (numgru's
     ``lengths=``, torch's packed sequence). ``threads``: pin them first (None:
-    leave the thread counts alone). ``state_dict`` (torch engines): load these
-    weights. ``warm_up``: one call first (it compiles numgru's kernels).
-    Skips (NotImplementedError) when ``engine`` is unavailable.
+    leave the thread counts alone; onnxruntime's session gets them).
+    ``state_dict`` (torch and onnxruntime engines): load these weights.
+    ``spinning`` (onnxruntime): let its idle threads spin (None: its default).
+    ``warm_up``: one call first (it compiles numgru's kernels).
+    Skips (NotImplementedError) when ``engine`` is unavailable or cannot run it.
     """
     require(engine)
     if threads is not None:
@@ -347,6 +401,9 @@ def sequence_model(engine, T, B, H, I=None, *, training=False, lengths=None, dty
     kwargs = dict(training=training, dtype=dtype, lengths=lengths, seed=seed)
     if library(engine) == "numgru":
         model = _build(engine, NumgruSequence, T, B, H, I, **kwargs)
+    elif library(engine) == "onnxruntime":
+        model = _build(engine, OnnxruntimeSequence, T, B, H, I, state_dict=state_dict, threads=threads,
+                       spinning=spinning, **kwargs)
     else:
         model = _build(engine, TorchSequence, T, B, H, I, state_dict=state_dict, **kwargs)
     if warm_up:
@@ -357,6 +414,8 @@ def sequence_model(engine, T, B, H, I=None, *, training=False, lengths=None, dty
 def step_model(engine, H, I=None, B=1, *, dtype="float32", seed=0, threads=None, state_dict=None, warm_up=True):
     """A GRU cell of ``engine`` for streaming one step at a time: ``.step()`` carries h."""
     require(engine)
+    if engine not in TRAINING_ENGINES:
+        raise NotImplementedError(f"{engine} runs whole sequences only, not a streaming step")
     if threads is not None:
         pin_threads(threads, engine)
     I = H if I is None else I
@@ -430,6 +489,12 @@ def calls_per_sample(fn, min_time):
     fn()
     once = time_per_call(fn, 1)
     return max(1, math.ceil(min_time / max(once, 1e-9)))
+
+
+def median_seconds(fn, reps, min_time):
+    """Seconds per call of ``fn``, warmed up: the median of ``reps`` samples of at least ``min_time`` s."""
+    number = calls_per_sample(fn, min_time)
+    return statistics.median(time_per_call(fn, number) for _ in range(reps))
 
 
 class Pair:
@@ -549,6 +614,65 @@ def gemm_ceiling(T, B, H, I=None, dtype="float32", threads=DEFAULT_THREADS, min_
                 recurrent=recurrent, projection=projection)
 
 
+# ------------------------------------------------------------------------------- bandwidth floor
+
+MEMORY_PROBE_BYTES = 256 * 2 ** 20     # 8x the benchmark machine's 32 MB L3: a read from memory, not a cache
+
+
+def read_bandwidth(nbytes, threads=1, min_time=0.05, samples=5):
+    """GB/s at which ``threads`` cores read a float32 array of ``nbytes`` again and again (STREAM-like, NumPy).
+
+    The array is cut into ``threads`` contiguous parts, each read by its own
+    Python thread as ``np.dot(part, part)`` (BLAS sdot held to one thread:
+    vectorised, one multiply-add per value read, as a matrix-vector product;
+    NumPy releases the GIL inside), repeated to fill ``min_time``; the rate is
+    the best of ``samples``. An array several times the last-level cache
+    measures memory (``MEMORY_PROBE_BYTES``); one the size of a weight matrix,
+    whichever cache holds it. Each dot also costs about 1 µs of call, which
+    understates the rate of arrays under about 1 MB.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+    from threadpoolctl import threadpool_limits
+    threads = max(1, int(threads))
+    array = np.ones(max(threads, int(nbytes) // 4), np.float32)
+    parts = np.array_split(array, threads)
+
+    def seconds_per_read(repeats):
+        def read(part):
+            for _ in range(repeats):
+                np.dot(part, part)
+        start = time.perf_counter()
+        list(pool.map(read, parts))
+        return (time.perf_counter() - start) / repeats
+
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(threads) as pool:
+        repeats = 1
+        while seconds_per_read(repeats) * repeats < min_time:
+            repeats *= 2
+        seconds = min(seconds_per_read(repeats) for _ in range(samples))
+    return array.nbytes / seconds / 1e9
+
+
+def forward_floor_bytes(T, H, I=None, itemsize=4):
+    """The bytes a forward over T steps at B=1 must read: W_hh (3H, H) at every step, W_ih (3H, I) once.
+
+    At B=1 a step's recurrent product is a matrix-vector product that reads
+    all of W_hh and needs the step before it, so no two steps share a read;
+    the input projection of all T steps is one product, which reads W_ih once.
+    The activations (x, the projected gates written and read back, the
+    outputs: T·(I + 7H) values) are left out: 4 % of the total at H=64, 1 % at
+    256, 0.3 % at 1024.
+    """
+    I = H if I is None else I
+    return itemsize * (T * 3 * H * H + 3 * H * I)
+
+
+def weights_bandwidth(H, threads=DEFAULT_THREADS, min_time=0.05, samples=5):
+    """{threads: GB/s} of ``read_bandwidth`` on an array of W_hh's float32 size (3H·H·4 bytes), for
+    ``blas_thread_counts(threads)``: the rate at which a step can re-read W_hh from wherever it stays cached."""
+    return {t: read_bandwidth(3 * H * H * 4, t, min_time, samples) for t in blas_thread_counts(threads)}
+
+
 # ---------------------------------------------------------------------------------- peak memory
 
 def _read_status_kb(key):
@@ -612,6 +736,15 @@ def _check_common(reps, dtype):
     return reps
 
 
+def _check_grid(grid):
+    grid = [tuple(int(v) for v in shape) for shape in grid]
+    if not grid:
+        raise ValueError("grid must hold at least one (T, B, H) shape")
+    if any(len(shape) != 3 or min(shape) < 1 for shape in grid):
+        raise ValueError(f"grid must hold (T, B, H) triples of positive integers, got {grid}")
+    return grid
+
+
 def _ms(seconds):
     return None if seconds is None else seconds * 1e3
 
@@ -633,12 +766,7 @@ def run_bench(grid=FULL_GRID, reps=DEFAULT_REPS, threads=DEFAULT_THREADS, progre
     to reach it). Ctrl-C stops early and returns the rows finished so far.
     """
     from tqdm.auto import tqdm
-
-    grid = [tuple(int(v) for v in shape) for shape in grid]
-    if not grid:
-        raise ValueError("grid must hold at least one (T, B, H) shape")
-    if any(len(shape) != 3 or min(shape) < 1 for shape in grid):
-        raise ValueError(f"grid must hold (T, B, H) triples of positive integers, got {grid}")
+    grid = _check_grid(grid)
     reps = _check_common(reps, dtype)
     torch = import_torch()
     hiddens = sorted({H for _, _, H in grid}) if step else []
@@ -1039,6 +1167,7 @@ def run_text_bench(shape=None, reps=DEFAULT_REPS, threads=DEFAULT_THREADS, progr
 # ------------------------------------------------------------------------------------ first call
 
 FIRST_CALL_MARKER = "NUMGRU_FIRST_CALL "
+ALONE_MARKER = "NUMGRU_ALONE "
 
 # Each entry point that compiles: a list of (stage, code); the stages run in
 # order in one fresh process and each is timed up to its end. "import" comes
@@ -1142,6 +1271,22 @@ def _run_process(argv, env, cwd, timeout, marker=FIRST_CALL_MARKER):
             marks = json.loads(line[len(marker):])
             break
     return wall, marks
+
+
+def alone_process(function, *args, engine, threads, timeout=900):
+    """``benchmarks.<function>(*args)`` in a fresh process of this interpreter: what it returns (as JSON).
+
+    The process holds one engine (``engine``), its threads pinned by the
+    environment (``first_call_env``), so that no other engine's idle threads
+    (OpenMP's and onnxruntime's spin after their parallel regions) share its
+    cores, and each library runs with its own defaults. ``args``: reprs that
+    Python reads back (numbers, strings, tuples, dicts).
+    """
+    call = f"benchmarks.{function}({', '.join(map(repr, args))})"
+    code = f"import json\nfrom numgru import benchmarks\nprint({ALONE_MARKER!r} + json.dumps({call}))"
+    env = {**os.environ, **first_call_env(engine, threads)}
+    _, result = _run_process([sys.executable, "-c", code], env, os.getcwd(), timeout, ALONE_MARKER)
+    return result
 
 
 def first_call_once(entry, cache_dir, engine="numgru-cpu", threads=DEFAULT_THREADS, python=None, timeout=900):
@@ -1635,25 +1780,11 @@ class TorchSeq2Seq:
         return loss
 
 
-ALONE_MARKER = "NUMGRU_ALONE "
-
-
 def seq2seq_alone(engine, shape=None, reps=DEFAULT_REPS, min_time=0.2, seed=0, threads=DEFAULT_THREADS):
     """Seconds per training step of one engine's Seq2Seq (``seq2seq_model``), timed in this process with
     no other engine in it: the median of ``reps`` samples of at least ``min_time`` s."""
     train_step, _ = seq2seq_model(engine, shape, seed, threads, warm_up=True)
-    number = calls_per_sample(train_step, min_time)
-    return statistics.median(time_per_call(train_step, number) for _ in range(reps))
-
-
-def seq2seq_alone_process(engine, shape, reps, min_time, seed, threads, timeout=900):
-    """``seq2seq_alone`` in a fresh process of this interpreter with the engine's threads pinned by the
-    environment (only its library imported there besides numgru's data code): seconds per step."""
-    code = (f"import json\nfrom numgru import benchmarks\nprint({ALONE_MARKER!r} + json.dumps(benchmarks."
-            f"seq2seq_alone({engine!r}, {shape!r}, {reps}, {min_time}, {seed}, {threads})))")
-    env = {**os.environ, **first_call_env(engine, threads)}
-    _, seconds = _run_process([sys.executable, "-c", code], env, os.getcwd(), timeout, ALONE_MARKER)
-    return seconds
+    return median_seconds(train_step, reps, min_time)
 
 
 def run_translation_bench(shape=None, reps=DEFAULT_REPS, threads=DEFAULT_THREADS, progress=True, min_time=0.2,
@@ -1704,7 +1835,8 @@ def run_translation_bench(shape=None, reps=DEFAULT_REPS, threads=DEFAULT_THREADS
                        alone_ratio=None)
             if alone:
                 engines = ("numgru-cpu",) + (() if theirs is None else ("torch-cpu",))
-                seconds = [[seq2seq_alone_process(engine, shape, reps, min_time, seed, threads) for engine in engines]
+                seconds = [[alone_process("seq2seq_alone", engine, shape, reps, min_time, seed, threads,
+                                          engine=engine, threads=threads) for engine in engines]
                            for _ in range(alone_rounds)]
                 for k, engine in enumerate(engines):
                     row[f"alone_steps_per_s_{library(engine)}"] = 1 / statistics.median(r[k] for r in seconds)
@@ -1758,3 +1890,119 @@ def seq2seq_model(engine, shape=None, seed=0, threads=None, warm_up=True):
         if translate is not None:
             translate()
     return train_step, translate
+
+
+# ----------------------------------------------------------------------- onnxruntime (inference)
+
+def onnx_forward_alone(engine, grid=FULL_GRID, reps=DEFAULT_REPS, min_time=0.05, seed=0, threads=DEFAULT_THREADS):
+    """Seconds per float32 forward (I = H) of ``engine`` at each (T, B, H) of ``grid``, timed in this process with
+    no other engine in it, at the engine's defaults but its thread count (onnxruntime's idle threads spin):
+    ``median_seconds`` of each shape."""
+    seconds = []
+    for T, B, H in grid:
+        model = sequence_model(engine, T, B, H, seed=seed, threads=threads)
+        seconds.append(median_seconds(model.forward, reps, min_time))
+        del model
+        gc.collect()
+    return seconds
+
+
+def run_onnx_bench(grid=FULL_GRID, reps=DEFAULT_REPS, threads=DEFAULT_THREADS, progress=True, min_time=0.05, seed=0,
+                   alone=True, alone_rounds=3, floor=True):
+    """numgru's forward against onnxruntime's GRU on numgru's exported graph (same weights and inputs): rows.
+
+    ``kind == "onnx-forward"``, one row per (T, B, H) of ``grid`` (float32,
+    I = H, numgru under ``no_grad``): the engines alternating in one process
+    (``Pair``) with onnxruntime's spinning off, since its idle threads would
+    otherwise spin on the cores numgru's threads need (``ms_numgru``,
+    ``ms_onnxruntime``; ``ratio``: the median per-repetition time ratio
+    numgru/onnxruntime, < 1: numgru faster; ``max_abs_diff`` of the outputs).
+    With ``alone``, each engine is also timed in fresh processes of its own at
+    its defaults (``onnx_forward_alone``: onnxruntime's threads spin), the
+    engines in turn for ``alone_rounds`` rounds (``alone_ms_*``: the medians
+    over rounds; ``alone_ratio``: the median of the rounds' time ratios).
+
+    With ``floor``: ``kind == "read-bandwidth"`` rows, the GB/s of
+    ``read_bandwidth`` at 1 ... ``threads`` threads (``gbs``: {threads: GB/s})
+    on an array of W_hh's size at each H of a B=1 shape, and on
+    ``MEMORY_PROBE_BYTES`` ("memory"); and ``kind == "forward-floor"`` rows,
+    one per B=1 shape: ``floor_ms``, ``forward_floor_bytes`` at ``floor_gbs``,
+    the best rate on W_hh's size (W_hh is re-read every step from whichever
+    cache holds it; memory's rate where that is higher: a small array's rate is
+    held down by each dot's call cost, yet a cached array is never read slower
+    than memory), ``memory_floor_ms`` at memory's rate, and each engine's times with their
+    percentages of ``floor_ms`` (``pct_*`` alternating, ``alone_pct_*`` alone).
+    onnxruntime's columns are None where it cannot run (the reason on stderr).
+    Ctrl-C stops early and returns the rows finished so far.
+    """
+    from tqdm.auto import tqdm
+    grid = _check_grid(grid)
+    reps = _check_common(reps, "float32")
+    reason = unavailable("onnxruntime-cpu")
+    if reason is not None:
+        print(f"onnxruntime columns left empty: {reason}", file=sys.stderr)
+    engines = ("numgru-cpu",) + (("onnxruntime-cpu",) if reason is None else ())
+    processes = alone_rounds * len(engines) if alone else 0
+    bar = tqdm(total=len(grid) * reps + processes, desc="numgru bench onnx", unit="step", disable=not progress,
+               file=sys.stderr)
+    rows = []
+    try:
+        with pinned_threads(threads, "numgru-cpu") as threads:
+            for T, B, H in grid:
+                bar.set_postfix_str(f"T={T} B={B} H={H}")
+                ours = sequence_model("numgru-cpu", T, B, H, seed=seed, warm_up=False)
+                theirs = None if reason is not None else sequence_model(
+                    "onnxruntime-cpu", T, B, H, seed=seed, threads=threads, state_dict=ours.state_dict(),
+                    spinning=False, warm_up=False)
+                diff = None if theirs is None else float(np.max(np.abs(ours.output() - theirs.output())))
+                pair = Pair(ours.forward, None if theirs is None else theirs.forward, min_time)
+                for _ in range(reps):
+                    pair.repetition()
+                    bar.update()
+                tn, to, ratio = pair.summary()
+                rows.append(dict(kind="onnx-forward", T=T, B=B, H=H, I=H, threads=threads, dtype="float32",
+                                 ms_numgru=_ms(tn), ms_onnxruntime=_ms(to), ratio=ratio, max_abs_diff=diff,
+                                 alone_ms_numgru=None, alone_ms_onnxruntime=None, alone_ratio=None))
+                del ours, theirs, pair
+                gc.collect()
+            if alone:
+                bar.set_postfix_str("each engine alone in fresh processes")
+                seconds = []
+                for _ in range(alone_rounds):
+                    seconds.append([])
+                    for engine in engines:
+                        seconds[-1].append(alone_process("onnx_forward_alone", engine, grid, reps, min_time, seed,
+                                                         threads, engine=engine, threads=threads))
+                        bar.update()
+                for k, row in enumerate(rows):
+                    for e, engine in enumerate(engines):
+                        row[f"alone_ms_{library(engine)}"] = _ms(statistics.median(r[e][k] for r in seconds))
+                    if len(engines) == 2:
+                        row["alone_ratio"] = statistics.median(r[0][k] / r[1][k] for r in seconds)
+            if floor:
+                rows += _floor_rows([r for r in rows if r["B"] == 1], threads, min_time)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: returning the {len(rows)} onnx rows finished so far", file=sys.stderr)
+    finally:
+        bar.close()
+    return rows
+
+
+def _floor_rows(batch_one_rows, threads, min_time):
+    """The "read-bandwidth" and "forward-floor" rows of ``run_onnx_bench`` for its B=1 rows."""
+    counts = blas_thread_counts(threads)
+    weights = {H: weights_bandwidth(H, threads, min_time) for H in sorted({r["H"] for r in batch_one_rows})}
+    memory = {t: read_bandwidth(MEMORY_PROBE_BYTES, t, min_time) for t in counts}
+    rows = [dict(kind="read-bandwidth", what=f"W_hh at H={H}", nbytes=3 * H * H * 4, gbs=gbs)
+            for H, gbs in weights.items()]
+    rows.append(dict(kind="read-bandwidth", what="memory", nbytes=MEMORY_PROBE_BYTES, gbs=memory))
+    for r in batch_one_rows:
+        nbytes = forward_floor_bytes(r["T"], r["H"])
+        best = max(*weights[r["H"]].values(), *memory.values())
+        row = dict(kind="forward-floor", T=r["T"], H=r["H"], threads=threads, nbytes=nbytes, floor_gbs=best,
+                   floor_ms=nbytes / best / 1e6, memory_floor_ms=nbytes / max(memory.values()) / 1e6)
+        for key in ("ms_numgru", "ms_onnxruntime", "alone_ms_numgru", "alone_ms_onnxruntime"):
+            row[key] = r[key]
+            row[key.replace("ms_", "pct_")] = None if r[key] is None else 100 * r[key] / row["floor_ms"]
+        rows.append(row)
+    return rows

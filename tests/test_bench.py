@@ -18,6 +18,7 @@ from numgru import benchmarks as harness
 
 ASV_BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "asv_bench" / "benchmarks"
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
+HAVE_ONNXRUNTIME = harness.unavailable("onnxruntime-cpu") is None
 
 
 @pytest.fixture
@@ -154,25 +155,26 @@ def asv_suite():
 
 def test_asv_grid_is_the_issue_grid(asv_suite):
     common, gru = asv_suite
-    assert gru.Forward.params == [["numgru-cpu", "numgru-cuda", "torch-cpu", "torch-cuda"], [1, 16, 64],
-                                  [64, 256, 1024]]
-    assert gru.TrainStep.params == gru.Forward.params
-    assert gru.Streaming.params == [gru.Forward.params[0], [64, 256, 1024]]
-    assert gru.FirstCall.params[0] == gru.Forward.params[0]
-    assert gru.Ragged.params == [gru.Forward.params[0], ["full", "uniform", "short", "one-long"]]
+    training = ["numgru-cpu", "numgru-cuda", "torch-cpu", "torch-cuda"]
+    assert gru.Forward.params == [training + ["onnxruntime-cpu"], [1, 16, 64], [64, 256, 1024]]
+    assert gru.TrainStep.params == [training, [1, 16, 64], [64, 256, 1024]]
+    assert gru.Streaming.params == [training, [64, 256, 1024]]
+    assert gru.FirstCall.params[0] == training
+    assert gru.Ragged.params == [training, ["full", "uniform", "short", "one-long"]]
     assert gru.Ragged.param_names == ["engine", "lengths"]
 
 
-def _engines(common):
-    return [e for e in common.ENGINES if common.unavailable(e) is None]
+def _engines(common, engines=None):
+    return [e for e in (common.TRAINING_ENGINES if engines is None else engines) if common.unavailable(e) is None]
 
 
 def test_asv_benchmarks_run_once(asv_suite, restore_threads):
     common, gru = asv_suite
-    for engine in _engines(common):
+    for engine in _engines(common, common.ENGINES):
         forward = gru.Forward()
         forward.setup(engine, 1, 64)
         forward.time_forward(engine, 1, 64)
+    for engine in _engines(common):
         train = gru.TrainStep()
         train.setup(engine, 1, 64)
         train.time_train_step(engine, 1, 64)
@@ -529,3 +531,126 @@ def test_run_translation_bench_tiny(restore_threads):
     assert rows[1]["sentences"] == 260 and rows[1]["sentences_per_s"] > 0
     table = bench.format_table(rows)
     assert "| training steps per s" in table and "| beam search at beam 2: sentences per s" in table
+
+
+# --- onnxruntime and the bandwidth floor ------------------------------------------------------------
+
+@pytest.mark.skipif(not HAVE_ONNXRUNTIME, reason="onnxruntime is optional")
+def test_onnxruntime_model_computes_numgrus_forward(restore_threads):
+    ours = harness.sequence_model("numgru-cpu", 6, 3, 8, I=5, seed=4, threads=1)
+    given = harness.sequence_model("onnxruntime-cpu", 6, 3, 8, I=5, seed=0, threads=1, spinning=False,
+                                   state_dict=ours.state_dict())
+    same_seed = harness.sequence_model("onnxruntime-cpu", 6, 3, 8, I=5, seed=4)     # onnxruntime's own threads
+    reference = ours.output()
+    assert reference.shape == (6, 3, 8)
+    np.testing.assert_allclose(same_seed.output(), reference, rtol=1e-5, atol=1e-6)
+    # seed 0 draws other inputs, so compare the weights through a forward of seed 4's inputs
+    given.feed = same_seed.feed
+    np.testing.assert_allclose(given.output(), reference, rtol=1e-5, atol=1e-6)
+    assert [o.name for o in same_seed.session.get_outputs()] == ["out", "hn"]
+    for kwargs in (dict(training=True), dict(dtype="float64"), dict(lengths=[6, 2, 1])):
+        with pytest.raises(NotImplementedError, match="forward"):
+            harness.sequence_model("onnxruntime-cpu", 6, 3, 8, **kwargs)
+    with pytest.raises(NotImplementedError, match="streaming"):
+        harness.step_model("onnxruntime-cpu", 8)
+
+
+def test_onnxruntime_engine_skipped_when_missing(monkeypatch, asv_suite, restore_threads):
+    common, gru = asv_suite
+    find_spec = importlib.util.find_spec
+    missing = {"onnxruntime"}
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in missing else find_spec(name, *a))
+    for module in (harness, common.harness):      # the package's harness and the suite's copy, loaded by path
+        module.unavailable.cache_clear()
+    try:
+        assert harness.unavailable("onnxruntime-cpu") == "onnxruntime is not installed"
+        with pytest.raises(NotImplementedError, match="onnxruntime is not installed"):
+            gru.Forward().setup("onnxruntime-cpu", 1, 64)
+        rows = harness.run_onnx_bench(grid=[(4, 1, 8)], reps=1, progress=False, min_time=0.001, alone=False,
+                                     floor=False)
+        assert rows[0]["ms_numgru"] > 0
+        assert [rows[0][k] for k in ("ms_onnxruntime", "ratio", "max_abs_diff")] == [None, None, None]
+        assert "| 4 | 1 | 8 |" in bench.format_table(rows) and "| – |" in bench.format_table(rows)
+        missing.clear()
+        missing.add("onnx")                        # numgru's exporter
+        harness.unavailable.cache_clear()
+        assert "onnx" in harness.unavailable("onnxruntime-cpu")
+    finally:
+        for module in (harness, common.harness):
+            module.unavailable.cache_clear()
+
+
+def test_run_onnx_bench_alone_and_floor(monkeypatch, restore_threads):
+    """The bench's arithmetic, with made-up fresh-process times and read rates."""
+    processes = []
+
+    def fake_alone(function, *args, engine, threads):
+        processes.append((function, args[0], engine))
+        # numgru 2 ms and onnxruntime 4 ms in the first round, 6 and 4 in the next ones, at every shape
+        seconds = 1e-3 * (2 + 4 * (len(processes) > 2)) if engine == "numgru-cpu" else 4e-3
+        grid = args[1]
+        return [seconds] * len(grid)
+
+    rates = []
+    monkeypatch.setattr(harness, "alone_process", fake_alone)
+    # caches read 3x faster than memory (the floor takes the cache's rate)
+    monkeypatch.setattr(harness, "read_bandwidth", lambda nbytes, threads, *a: rates.append((nbytes, threads))
+                        or (10.0 if nbytes == harness.MEMORY_PROBE_BYTES else 30.0) * threads)
+    grid = [(4, 1, 8), (4, 2, 8), (3, 1, 16)]
+    rows = harness.run_onnx_bench(grid=grid, reps=1, threads=2, progress=False, min_time=0.001, alone_rounds=3)
+    forward = [r for r in rows if r["kind"] == "onnx-forward"]
+    assert [(r["T"], r["B"], r["H"]) for r in forward] == grid
+    engines = ["numgru-cpu", "onnxruntime-cpu"] if HAVE_ONNXRUNTIME else ["numgru-cpu"]
+    assert processes == [("onnx_forward_alone", e, e) for e in engines] * 3
+    for r in forward:
+        assert r["ms_numgru"] > 0 and r["alone_ms_numgru"] == pytest.approx(6.0)      # median of 2, 6, 6
+        if HAVE_ONNXRUNTIME:
+            assert r["ms_onnxruntime"] > 0 and r["ratio"] > 0 and r["max_abs_diff"] < 1e-5
+            assert r["alone_ms_onnxruntime"] == pytest.approx(4.0) and r["alone_ratio"] == pytest.approx(1.5)
+    assert sorted(rates) == sorted([(3 * H * H * 4, t) for H in (8, 16) for t in (1, 2)]
+                                   + [(harness.MEMORY_PROBE_BYTES, t) for t in (1, 2)])
+    bandwidth = [r for r in rows if r["kind"] == "read-bandwidth"]
+    assert [r["what"] for r in bandwidth] == ["W_hh at H=8", "W_hh at H=16", "memory"]
+    assert [r["gbs"] for r in bandwidth] == [{1: 30.0, 2: 60.0}] * 2 + [{1: 10.0, 2: 20.0}]
+    floors = [r for r in rows if r["kind"] == "forward-floor"]
+    assert [(r["T"], r["H"]) for r in floors] == [(4, 8), (3, 16)]           # the B=1 shapes
+    for r, shape in zip(floors, (forward[0], forward[2])):
+        assert r["nbytes"] == harness.forward_floor_bytes(r["T"], r["H"])
+        assert r["floor_gbs"] == 60.0 and r["floor_ms"] == pytest.approx(r["nbytes"] / 60e9 * 1e3)
+        assert r["memory_floor_ms"] == pytest.approx(r["nbytes"] / 20e9 * 1e3)
+        assert r["ms_numgru"] == shape["ms_numgru"]
+        assert r["alone_pct_numgru"] == pytest.approx(100 * 6.0 / r["floor_ms"])
+    table = bench.format_table(rows)
+    assert "| 4 | 2 | 8 |" in table and "| array | MB | 1 thread | 2 threads |" in table
+    assert "| W_hh at H=16 | 0.00307 | 30.0 | 60.0 |" in table
+    assert f"| 3 | 16 | {floors[1]['nbytes'] / 1e6:.3g} | 60 |" in table
+
+
+def test_forward_floor_bytes_counts_the_weights():
+    # H=1024: W_hh is 12.6 MB, read at each of the 200 steps; W_ih once
+    assert 3 * 1024 * 1024 * 4 == 12_582_912
+    assert harness.forward_floor_bytes(200, 1024) == 201 * 12_582_912
+    assert harness.forward_floor_bytes(10, 4, I=2) == 4 * (10 * 3 * 4 * 4 + 3 * 4 * 2)
+
+
+def test_read_bandwidth_is_positive():
+    for threads in (1, 2):
+        assert 0 < harness.read_bandwidth(1 << 20, threads, min_time=0.002, samples=2) < 1e4   # GB/s
+
+
+@pytest.mark.skipif(not HAVE_ONNXRUNTIME, reason="onnxruntime is optional")
+def test_onnx_forward_alone_times_each_shape(restore_threads):
+    seconds = harness.onnx_forward_alone("onnxruntime-cpu", [(3, 1, 4), (3, 2, 4)], reps=2, min_time=0.001,
+                                         threads=1)
+    assert len(seconds) == 2 and all(0 < s < 1 for s in seconds)
+
+
+def test_main_routes_onnx(monkeypatch, capsys):
+    calls = []
+    row = dict(kind="onnx-forward", T=200, B=1, H=8, threads=2, ms_numgru=1.0, ms_onnxruntime=2.0, ratio=0.5,
+               alone_ms_numgru=1.5, alone_ms_onnxruntime=None, alone_ratio=None)
+    monkeypatch.setattr(harness, "run_onnx_bench", lambda **kw: calls.append(kw) or [row])
+    parser = bench.add_arguments(argparse.ArgumentParser())
+    assert bench.main(parser.parse_args(["--onnx", "--shapes", "1x8", "--reps", "2", "--no-progress"])) == 0
+    assert calls[0]["grid"] == [(200, 1, 8)] and calls[0]["reps"] == 2
+    assert "| 200 | 1 | 8 | 1 | 2 | 0.50 | 1.5 | – | – |" in capsys.readouterr().out

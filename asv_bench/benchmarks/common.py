@@ -12,7 +12,9 @@ was in the package, or with another ``HARNESS_VERSION``. Their installed numgru
 has no usable ``benchmarks.py``, so this checkout's own copy is loaded instead:
 it is written to run against any numgru's public API.
 
-An *engine* is one of ``ENGINES``: numgru or PyTorch, on the CPU or on CUDA.
+An *engine* is one of ``ENGINES``: numgru or PyTorch, on the CPU or on CUDA,
+or onnxruntime's CPU GRU running numgru's exported graph, which only infers
+(``Forward``); the other benchmarks run ``TRAINING_ENGINES``, numgru's and PyTorch's.
 Each builder returns a small object whose methods are the timed calls; all
 set-up (allocation, weight init, JIT compilation by a first call) happens when
 it is built, i.e. in the benchmark's ``setup``.
@@ -20,7 +22,7 @@ it is built, i.e. in the benchmark's ``setup``.
 import importlib.util
 import os
 
-HARNESS_VERSION = 3       # the harness this suite is written against
+HARNESS_VERSION = 4       # the harness this suite is written against
 FALLBACK = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, os.pardir, "numgru", "benchmarks.py")
 
 
@@ -51,6 +53,7 @@ def load_harness(paths=None):
 harness = load_harness()
 
 ENGINES = harness.ENGINES
+TRAINING_ENGINES = harness.TRAINING_ENGINES
 BATCHES = harness.BATCHES
 HIDDEN = harness.HIDDEN
 SEQ_LEN = harness.SEQ_LEN

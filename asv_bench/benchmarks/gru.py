@@ -1,7 +1,10 @@
-"""numgru against PyTorch on the same shapes: float32, T=200, I=H, threads pinned.
+"""numgru against PyTorch (and, for inference, onnxruntime) on the same shapes: float32, T=200, I=H, threads pinned.
 
-Parameters: engine in ``common.ENGINES`` (unavailable ones are skipped, not
-failed), batch B, hidden size H, or the lengths of a ragged batch. All
+Parameters: engine in ``common.ENGINES`` for ``Forward`` (onnxruntime runs
+numgru's exported graph with numgru's weights, its own defaults but the thread
+count: its idle threads spin, as asv times each benchmark in a process of its
+own), ``common.TRAINING_ENGINES`` for the others (unavailable engines are
+skipped, not failed), batch B, hidden size H, or the lengths of a ragged batch. All
 compilation and warm-up happen in ``setup``; GPU engines synchronise inside the
 timed call. Shapes, cases and sources come from numgru's harness
 (``numgru/benchmarks.py``, see ``common``), shared with ``python -m numgru bench``.
@@ -16,7 +19,7 @@ from . import common
 
 
 class _SequenceBench:
-    params = [list(common.ENGINES), list(common.BATCHES), list(common.HIDDEN)]
+    params = [list(common.TRAINING_ENGINES), list(common.BATCHES), list(common.HIDDEN)]
     param_names = ["engine", "B", "H"]
     timeout = 600           # set-up compiles; H=1024, B=64 training steps take seconds
     training = False
@@ -27,6 +30,7 @@ class _SequenceBench:
 
 class Forward(_SequenceBench):
     """Inference: one forward pass over the whole sequence."""
+    params = [list(common.ENGINES), list(common.BATCHES), list(common.HIDDEN)]
 
     def time_forward(self, engine, B, H):
         self.model.forward()
@@ -46,7 +50,7 @@ class TrainStep(_SequenceBench):
 
 class Streaming:
     """One streaming step at B=1, carrying the state (numgru: GRUStream.step; torch: nn.GRUCell under no_grad)."""
-    params = [list(common.ENGINES), list(common.HIDDEN)]
+    params = [list(common.TRAINING_ENGINES), list(common.HIDDEN)]
     param_names = ["engine", "H"]
     timeout = 300
 
@@ -66,7 +70,7 @@ class Ragged:
     enforce_sorted=False)``, the GRU, ``pad_packed_sequence(..., total_length=T)``
     inside the timed call, as a user's code does.
     """
-    params = [list(common.ENGINES), list(common.RAGGED_CASES)]
+    params = [list(common.TRAINING_ENGINES), list(common.RAGGED_CASES)]
     param_names = ["engine", "lengths"]
     timeout = 600
 
@@ -91,7 +95,7 @@ class FirstCall:
     harness's (``first_call_source``), the one ``python -m numgru bench
     --first-call`` times for "GRU-float32".
     """
-    params = [list(common.ENGINES), ["cold", "warm"]]
+    params = [list(common.TRAINING_ENGINES), ["cold", "warm"]]
     param_names = ["engine", "cache"]
     repeat = (1, 5, 60.0)
     number = 1
