@@ -33,10 +33,13 @@ class Seq2Seq:
 
 
 class BeamSearch:
+    """Seq2Seq.translate of the 260 test sentences, numgru only (one parameter, so asv prints "ok" and a table)."""
+    params = [["numgru-cpu"]]
+    param_names = ["engine"]
     timeout = 300
 
-    def setup(self):
-        _, self.translate = _seq2seq("numgru-cpu")
+    def setup(self, engine):
+        _, self.translate = _seq2seq(engine)
 
-    def time_translate_test_sentences(self):
+    def time_translate(self, engine):
         self.translate()
