@@ -781,9 +781,8 @@ def _train_translation(args, out):
     try:
         from .plotting import plot_translation
         model = models[recipe["attention"]]
-        sentence = next((s for s, t in zip(task.sources_test, translations[best]) if len(t.split()) >= 3),
-                        task.sources_test[0])
-        said = translations[best][task.sources_test.index(sentence)]
+        shown = next((i for i, t in enumerate(translations[best]) if len(t.split()) >= 3), 0)
+        sentence, said = task.sources_test[shown], translations[best][shown]
         said = said.split(" ") if said else []
         target_in = model.target_vocabulary.encode(said, add_bos=True)[None]
         source, source_lengths = model.encode_sources([sentence])

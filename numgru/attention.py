@@ -87,9 +87,8 @@ class Attention(Module):
         B = query.shape[0]
         if memory.ndim != 3 or memory.shape[0] != B or memory.shape[-1] != self.memory_size or memory.shape[1] == 0:
             raise ValueError(f"memory must be (B={B}, S, {self.memory_size}) with S >= 1, got shape {memory.shape}")
-        lengths = validation.check_lengths(lengths, B, memory.shape[1])
-        valid = np.arange(memory.shape[1]) < lengths[:, None, None]                 # (B, 1, S)
-        memory = np.where(valid.transpose(0, 2, 1), memory, 0).astype(self.dtype, copy=False)   # padding never read
+        memory, valid = self._masked(memory, lengths)
+        valid = valid[:, None, :]                                                   # (B, 1, S)
         with one_blas_thread():
             if keys is None:
                 keys = self._project(memory)
@@ -110,10 +109,14 @@ class Attention(Module):
         memory = validation.as_float_array("memory", memory, self.dtype)
         if memory.ndim != 3 or memory.shape[-1] != self.memory_size:
             raise ValueError(f"memory must be (B, S, {self.memory_size}), got shape {memory.shape}")
+        with one_blas_thread():
+            return self._project(self._masked(memory, lengths)[0])
+
+    def _masked(self, memory, lengths):
+        """(memory with 0 past each length, so padding is never read; valid (B, S) bools), lengths checked."""
         lengths = validation.check_lengths(lengths, memory.shape[0], memory.shape[1])
         valid = np.arange(memory.shape[1]) < lengths[:, None]
-        with one_blas_thread():
-            return self._project(np.where(valid[..., None], memory, 0).astype(self.dtype, copy=False))
+        return np.where(valid[..., None], memory, 0).astype(self.dtype, copy=False), valid
 
     def _project(self, memory):
         if self.score == "dot":

@@ -30,7 +30,7 @@ import numpy as np
 
 from . import losses, text, validation
 from .embedding import Embedding
-from .grad_mode import grad_enabled, no_grad
+from .grad_mode import grad_enabled
 from .gru import GRU
 from .kernels import cpu
 from .linear import Linear
@@ -320,18 +320,13 @@ class LanguageModel(Module):
             scored[lo - first:hi - first, b] = True
         chunk = max(1, _EVAL_LOGITS // (S * len(self.vocabulary)))
         total, h = 0.0, None
-        was_training = self.training
-        self.eval()
-        try:
-            with no_grad(), one_blas_thread():
-                for start in range(0, T, chunk):
-                    logits, h = self._forward(inputs[start:start + chunk], h)
-                    counted = scored[start:start + chunk]
-                    if counted.any():
-                        total += losses.cross_entropy(logits, targets[start:start + chunk], counted,
-                                                      reduction="sum")[0]
-        finally:
-            self.train(was_training)
+        with self._inference(), one_blas_thread():
+            for start in range(0, T, chunk):
+                logits, h = self._forward(inputs[start:start + chunk], h)
+                counted = scored[start:start + chunk]
+                if counted.any():
+                    total += losses.cross_entropy(logits, targets[start:start + chunk], counted,
+                                                  reduction="sum")[0]
         return total / M
 
     # --------------------------------------------------------------- generation
@@ -360,16 +355,11 @@ class LanguageModel(Module):
         """(new token ids, the logits each was drawn from (N, V)) after the prompt ``ids``."""
         L, H = self.num_layers, self.hidden_size
         p = self.parameters()
-        was_training = self.training
-        self.eval()
-        try:
-            with no_grad(), one_blas_thread():
-                h = np.zeros((L, H), self.dtype)
-                if len(ids) > 1:                          # the prompt but its last token, which the kernel reads
-                    h = self.gru(self.embedding(ids[:-1, None]))[1][:, 0]
-                table = self.embedding.weight @ p["gru.weight_ih_l0"].T + p["gru.bias_ih_l0"]
-        finally:
-            self.train(was_training)
+        with self._inference(), one_blas_thread():
+            h = np.zeros((L, H), self.dtype)
+            if len(ids) > 1:                          # the prompt but its last token, which the kernel reads
+                h = self.gru(self.embedding(ids[:-1, None]))[1][:, 0]
+            table = self.embedding.weight @ p["gru.weight_ih_l0"].T + p["gru.bias_ih_l0"]
 
         def stacked(name, layers, shape):
             arrays = [p[f"gru.{name}_l{k}"] for k in layers]

@@ -8,7 +8,7 @@ the CPU (NumPy arrays end to end, as do ``Linear`` and the optimisers).
 import numpy as np
 
 from . import validation
-from .grad_mode import grad_enabled, no_grad
+from .grad_mode import grad_enabled
 from .gru import GRU
 from .linear import Linear
 from .module import Module
@@ -113,13 +113,8 @@ class GRUModel(Module):
         return np.concatenate(preds, axis=0)
 
     def _eval_forward(self, x, lengths):
-        was_training = self.training
-        self.eval()
-        try:
-            with no_grad():
-                return self.forward(x, lengths=lengths)
-        finally:
-            self.train(was_training)
+        with self._inference():
+            return self.forward(x, lengths=lengths)
 
     def config(self):
         """The constructor arguments that rebuild this model (used by ``numgru.save``)."""

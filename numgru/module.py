@@ -1,8 +1,11 @@
 """What every layer shares: named parameters, their gradients, and the state_dict protocol."""
+import contextlib
+
 import numpy as np
 
 from . import validation
 from .devices import array_ops, resolve_device
+from .grad_mode import no_grad
 
 
 class Module:
@@ -125,6 +128,17 @@ class Module:
 
     def eval(self):
         return self.train(False)
+
+    @contextlib.contextmanager
+    def _inference(self):
+        """Eval mode (dropout off) and no gradient kept, for the block; the mode before it comes back after."""
+        was_training = self.training
+        self.eval()
+        try:
+            with no_grad():
+                yield
+        finally:
+            self.train(was_training)
 
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)

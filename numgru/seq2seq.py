@@ -23,7 +23,7 @@ import numpy as np
 from . import losses, text, validation
 from .attention import Attention
 from .embedding import Embedding
-from .grad_mode import grad_enabled, no_grad
+from .grad_mode import grad_enabled
 from .gru import GRU
 from .linear import Linear
 from .module import Module
@@ -92,7 +92,7 @@ class Seq2Seq(Module):
     # ------------------------------------------------------------------ the network
 
     def _encode(self, source, source_lengths):
-        """-> memory (B, S, 2H), decoder h0 (L, B, H), checked lengths, and the bridge's tanh output."""
+        """-> memory (B, S, 2H), decoder h0 (L, B, H) (the bridge's tanh output), checked lengths."""
         source = validation.check_ids("source", source, self.source_embedding.num_embeddings)
         if source.ndim != 2 or 0 in source.shape:
             raise ValueError(f"source must be 2-D (B, S) token ids with B, S >= 1, got shape {source.shape}")
@@ -155,7 +155,7 @@ class Seq2Seq(Module):
         to predict target token t + 1 (padded source positions 0). Needs an attention model."""
         if self.attention_score is None:
             raise ValueError("attention_weights needs a model with attention; this one has attention=None")
-        with no_grad():
+        with self._inference():
             memory, h0, source_lengths = self._encode(source, source_lengths)
             states, _ = self._decode(memory, h0, target_in, target_lengths)
             return self.attention(states, memory, source_lengths)[1]
@@ -214,26 +214,21 @@ class Seq2Seq(Module):
         to and without its first <eos> (at most ``max_len`` tokens).
         """
         max_len = validation.check_positive_int("max_len", max_len)
-        was_training = self.training
-        self.eval()
-        try:
-            with no_grad():
-                memory, h0, source_lengths = self._encode(source, source_lengths)
-                keys = self._keys(memory, source_lengths)
-                B = memory.shape[0]
-                stream = GRUStream(self.decoder, batch_size=B, h0=h0)
-                token = np.full(B, bos, np.int64)
-                out = np.zeros((B, max_len), np.int64)
-                done = np.zeros(B, bool)
-                for t in range(max_len):
-                    state = stream.step(np.ascontiguousarray(self.target_embedding(token)))
-                    token = self._readout(state, memory, source_lengths, keys=keys)[0].argmax(axis=-1)
-                    out[:, t] = token
-                    done |= token == eos
-                    if done.all():
-                        break
-        finally:
-            self.train(was_training)
+        with self._inference():
+            memory, h0, source_lengths = self._encode(source, source_lengths)
+            keys = self._keys(memory, source_lengths)
+            B = memory.shape[0]
+            stream = GRUStream(self.decoder, batch_size=B, h0=h0)
+            token = np.full(B, bos, np.int64)
+            out = np.zeros((B, max_len), np.int64)
+            done = np.zeros(B, bool)
+            for t in range(max_len):
+                state = stream.step(np.ascontiguousarray(self.target_embedding(token)))
+                token = self._readout(state, memory, source_lengths, keys=keys)[0].argmax(axis=-1)
+                out[:, t] = token
+                done |= token == eos
+                if done.all():
+                    break
         return [row[:np.flatnonzero(row == eos)[0]] if (row == eos).any() else row[:max_len] for row in out]
 
     def beam_search(self, source, source_lengths=None, beam_width=5, bos=2, eos=3, max_len=50, length_penalty=1.0):
@@ -247,13 +242,8 @@ class Seq2Seq(Module):
         beam_width = validation.check_positive_int("beam_width", beam_width)
         max_len = validation.check_positive_int("max_len", max_len)
         length_penalty = validation.check_real("length_penalty", length_penalty, low=0.0)
-        was_training = self.training
-        self.eval()
-        try:
-            with no_grad():
-                return self._beam_search(source, source_lengths, beam_width, bos, eos, max_len, length_penalty)
-        finally:
-            self.train(was_training)
+        with self._inference():
+            return self._beam_search(source, source_lengths, beam_width, bos, eos, max_len, length_penalty)
 
     def _beam_search(self, source, source_lengths, K, bos, eos, max_len, length_penalty):
         memory, h0, source_lengths = self._encode(source, source_lengths)
@@ -374,18 +364,13 @@ class Seq2Seq(Module):
         return self._mean_loss(pairs, batch_size)
 
     def _mean_loss(self, pairs, batch_size):
-        was_training = self.training
-        self.eval()
         total, tokens = 0.0, 0
-        try:
-            with no_grad():
-                for start in range(0, len(pairs[0]), batch_size):
-                    rows = np.arange(start, min(start + batch_size, len(pairs[0])))
-                    count = int(pairs[4][rows].sum())
-                    total += self._pairs_loss(pairs, rows)[0] * count
-                    tokens += count
-        finally:
-            self.train(was_training)
+        with self._inference():
+            for start in range(0, len(pairs[0]), batch_size):
+                rows = np.arange(start, min(start + batch_size, len(pairs[0])))
+                count = int(pairs[4][rows].sum())
+                total += self._pairs_loss(pairs, rows)[0] * count
+                tokens += count
         return total / tokens
 
     def fit(self, sources, targets, *, validation_data=None, epochs=30, batch_size=32, lr=2e-3, weight_decay=0.0,

@@ -165,14 +165,9 @@ class _AcousticModel(Module):
         if x.ndim != 3:
             raise ValueError(f"x must be (B, T, {self.input_size}) frames, got shape {x.shape}")
         lengths = validation.check_lengths(lengths, x.shape[0], x.shape[1])
-        was_training = self.training
-        self.eval()
-        try:
-            with no_grad(), one_blas_thread():
-                return np.concatenate([self.forward(x[i:i + batch_size], lengths[i:i + batch_size])
-                                       for i in range(0, len(x), batch_size)])
-        finally:
-            self.train(was_training)
+        with self._inference(), one_blas_thread():
+            return np.concatenate([self.forward(x[i:i + batch_size], lengths[i:i + batch_size])
+                                   for i in range(0, len(x), batch_size)])
 
     def _common_config(self):
         return dict(front=self.front, hidden_size=self.hidden_size, num_layers=self.num_layers,

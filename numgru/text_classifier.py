@@ -31,7 +31,7 @@ import numpy as np
 
 from . import losses, text, threads, validation
 from .embedding import Embedding
-from .grad_mode import grad_enabled, no_grad
+from .grad_mode import grad_enabled
 from .gru import GRU
 from .kernels import cpu
 from .language_model import LanguageModel, _as_vocabulary
@@ -213,16 +213,11 @@ class TextClassifierModel(Module):
         lengths = validation.check_lengths(lengths, ids.shape[0], ids.shape[1])
         order = np.argsort(lengths, kind="stable")
         logits = np.empty((len(ids), self.num_classes), self.dtype)
-        was_training = self.training
-        self.eval()
-        try:
-            with no_grad(), one_blas_thread():
-                for start in range(0, len(ids), batch_size):
-                    rows = order[start:start + batch_size]
-                    steps = lengths[rows].max()
-                    logits[rows] = self.forward(ids[rows, :steps], lengths[rows])
-        finally:
-            self.train(was_training)
+        with self._inference(), one_blas_thread():
+            for start in range(0, len(ids), batch_size):
+                rows = order[start:start + batch_size]
+                steps = lengths[rows].max()
+                logits[rows] = self.forward(ids[rows, :steps], lengths[rows])
         return logits
 
     def predict_proba(self, texts, max_len=None, batch_size=PREDICT_BATCH):

@@ -195,20 +195,28 @@ def fit(model, x, y, *, loss="mse", optimizer=None, lr=1e-3, epochs=10, batch_si
     if optimizer is None:
         optimizer = Adam([model], lr=lr)
 
-    def train_batch(epoch, start, idx):
-        lb = None if lengths is None else lengths[idx]
-        optimizer.zero_grad()
-        value, dpred, _ = _batch_loss(model, run.loss_fn, x[idx], y[idx], lb)
-        _check_loss(value, epoch, start, len(idx))
+    def loss_and_backward(idx):
+        value, dpred, _ = _batch_loss(model, run.loss_fn, x[idx], y[idx], None if lengths is None else lengths[idx])
         model.backward(dpred)
-        if run.clip_norm is not None:
-            clip_grad_norm([model], run.clip_norm)
-        optimizer.step()
         return value
 
     state = _EpochState(np.random.default_rng(seed), History(run.metric_name, run.mode))
-    return _train_epochs(model, run, state, train_batch, shuffle=shuffle, restore_best=restore_best,
-                         progress=progress, desc=desc)
+    return _train_epochs(model, run, state, _optimiser_steps(model, optimizer, run.clip_norm, loss_and_backward),
+                         shuffle=shuffle, restore_best=restore_best, progress=progress, desc=desc)
+
+
+def _optimiser_steps(model, optimizer, clip_norm, loss_and_backward):
+    """``_train_epochs``'s train_batch: gradients zeroed, ``loss_and_backward(idx)`` (the batch's loss, its
+    gradients added), the loss checked finite, clipping, the optimiser's step."""
+    def train_batch(epoch, start, idx):
+        optimizer.zero_grad()
+        value = loss_and_backward(idx)
+        _check_loss(value, epoch, start, len(idx))
+        if clip_norm is not None:
+            clip_grad_norm([model], clip_norm)
+        optimizer.step()
+        return value
+    return train_batch
 
 
 class _LoopArguments:
@@ -286,17 +294,7 @@ def fit_rows(model, step, n_samples, *, validation_loss=None, epochs, batch_size
     monitored (without it, the epoch's training loss is); early stop, restore_best and seed as in ``fit``.
     """
     run = _RowArguments(n_samples, epochs, batch_size, patience, min_delta, clip_norm, validation_loss)
-    optimizer = Adam([model], lr=lr, weight_decay=weight_decay)
-
-    def train_batch(epoch, start, idx):
-        optimizer.zero_grad()
-        value = step(idx)
-        _check_loss(value, epoch, start, len(idx))
-        if run.clip_norm is not None:
-            clip_grad_norm([model], run.clip_norm)
-        optimizer.step()
-        return value
-
+    train_batch = _optimiser_steps(model, Adam([model], lr=lr, weight_decay=weight_decay), run.clip_norm, step)
     history = History(f"{'train' if validation_loss is None else 'val'}_{loss_name}", "min")
     state = _EpochState(np.random.default_rng(seed), history)
     return _train_epochs(model, run, state, train_batch, shuffle=shuffle, restore_best=restore_best,
