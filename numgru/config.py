@@ -16,6 +16,19 @@ FASTMATH = frozenset()
 # (BASELINES.md); a float division by zero then gives inf/NaN as in NumPy.
 NJIT_OPTIONS = dict(fastmath=set(FASTMATH), error_model="numpy", nogil=True)
 
+# The packed products of the recurrence (kernels/cpu.py, "packed weights") alone may
+# contract a multiply and an add into one fused multiply-add ("contract": one rounding
+# instead of two, so no less exact; no reordering). Without it LLVM keeps separate
+# multiplies and adds, and the product runs at about half the speed. Only that
+# function is compiled with it; the cell's maths is not.
+PRODUCT_FASTMATH = FASTMATH | {"contract"}
+PRODUCT_NJIT_OPTIONS = dict(NJIT_OPTIONS, fastmath=set(PRODUCT_FASTMATH))
+
+# A forward packs W_hh for those products once it runs at least this many steps; shorter
+# calls multiply through BLAS (packing reads and writes W_hh once, about what a few
+# steps' products cost). Read by kernels.cpu.pack_gates at each call.
+PACK_MIN_STEPS = 8
+
 # CUDA kernels: no fastmath. On the GPU it means approximate division and
 # flush-to-zero, which would cost float64 its 1e-10 parity.
 CUDA_JIT_OPTIONS = dict(fastmath=False)
