@@ -25,6 +25,7 @@ a fixed thread count and split.
 """
 import glob
 import hashlib
+import math
 import os
 import threading
 from types import FunctionType
@@ -1019,9 +1020,9 @@ def _workspace(name, shape, dtype):
     Python thread keeps its own buffer for each ``name`` and dtype, grown to
     the largest size asked for.
     """
-    key = (name, np.dtype(dtype).str)
+    key = (name, dtype)
     buffers = _workspaces.__dict__
-    size = int(np.prod(shape))
+    size = math.prod(shape)
     if key not in buffers or buffers[key].size < size:
         buffers[key] = np.empty(size, dtype)
     return buffers[key][:size].reshape(shape)
