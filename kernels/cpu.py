@@ -5,9 +5,11 @@ kernels/cell.py's, compiled here with ``njit``; this module holds the loops,
 the blocked products and the threads around them.
 
 Who owns the cores: Numba's threads, in every phase. Each product is split
-into ``nchunks`` blocks, one per thread of a ``prange``, and each block calls
-BLAS through ``np.dot``; the caller keeps BLAS single-threaded meanwhile
-(``numgru.threads``), so the two thread pools never fight (BASELINES.md).
+into ``nchunks`` blocks, one per thread of a ``prange``, and each block runs
+numgru's own packed product (a forward; see "packed weights") or calls BLAS
+through ``np.dot`` (streams, short calls, the backward); the caller keeps
+BLAS single-threaded meanwhile (``numgru.threads``), so the two thread pools
+never fight (BASELINES.md).
 In the recurrence the blocks are either blocks of hidden units (thread k
 multiplies h by the W_hh rows of its units and finishes their gates: one
 parallel region a step, two for reset_after=False, whose n needs r ⊙ h of all
@@ -263,11 +265,12 @@ def _gate_rows(w, packed, blk, j0, c, g0, gates, v, products, scratch):
 # only while a block holds enough sequences; numgru.threads decides).
 # Either way a block's step is the same code:
 #
-# 1. the recurrent products W_h[gate rows of the units] @ h[sequences].T, as
-#    (gates, units, sequences): weights on the left is the faster GEMM shape
-#    (at 16-32 sequences 1.5-2.8x faster than h @ W.T here);
-# 2. the gates, one sequence at a time: its products are gathered into a
-#    row, then each gate is a loop over the units with a few arrays only, which
+# 1. the recurrent products of the units' gate rows of W_h and h, a row of
+#    (gates, units) per sequence (``_gate_rows``: packed, or BLAS with the
+#    weights on the left, at 16-32 sequences 1.5-2.8x faster than h @ W.T,
+#    then gathered into rows);
+# 2. the gates, one sequence at a time: each gate is a loop over the units of
+#    its row of products with a few arrays only, which
 #    LLVM vectorises (one loop over all of them is too many possibly aliased
 #    arrays for its run-time checks, and stays scalar: 13.6 against 2 ns per
 #    unit at B=32, H=256).
