@@ -1023,7 +1023,7 @@ def _workspace(name, shape, dtype):
     Python thread keeps its own buffer for each ``name`` and dtype, grown to
     the largest size asked for.
     """
-    key = (name, dtype)
+    key = (name, np.dtype(dtype))       # np.float32 and dtype('float32') hash apart
     buffers = _workspaces.__dict__
     size = math.prod(shape)
     if key not in buffers or buffers[key].size < size:
@@ -1123,7 +1123,8 @@ def pack_gates(w, nblocks, steps):
     H, K = w.shape[0] // 3, w.shape[1]
     if steps < config.PACK_MIN_STEPS:
         return np.empty((0, 0, K, PANEL), w.dtype)
-    per_gate = -(-(-(-H // nblocks)) // PANEL)        # ceil(ceil(H / nblocks) / PANEL)
+    widest_block = -(-H // nblocks)                 # ceilings: a block's units, then its panels
+    per_gate = -(-widest_block // PANEL)
     packed = np.empty((nblocks, 3 * per_gate, K, PANEL), w.dtype)
     _PACK_GATES[nblocks > 1](w, nblocks, packed)
     return packed

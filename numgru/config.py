@@ -24,9 +24,10 @@ NJIT_OPTIONS = dict(fastmath=set(FASTMATH), error_model="numpy", nogil=True)
 PRODUCT_FASTMATH = FASTMATH | {"contract"}
 PRODUCT_NJIT_OPTIONS = dict(NJIT_OPTIONS, fastmath=set(PRODUCT_FASTMATH))
 
-# A forward packs W_hh for those products once it runs at least this many steps; shorter
-# calls multiply through BLAS (packing reads and writes W_hh once, about what a few
-# steps' products cost). Read by kernels.cpu.pack_gates at each call.
+# A forward packs W_hh for those products once it runs at least this many steps, and W_ih
+# once its input projection has at least this many rows; shorter calls multiply through
+# BLAS (packing reads and writes a matrix once, about what a few of its products cost).
+# Read by kernels.cpu.forward and pack_gates at each call.
 PACK_MIN_STEPS = 8
 
 # CUDA kernels: no fastmath. On the GPU it means approximate division and
